@@ -1,0 +1,99 @@
+"""asteroid_features[day] and training_set: per-asteroid features and the labelled rolling window."""
+
+import json
+
+import dagster as dg
+import numpy as np
+
+from assets.partitions import daily_partitions
+from astromined import lake_layout
+from astromined.features.engineering import MODEL_FEATURES, aggregate_by_asteroid, model_inputs
+from astromined.features.training_set import build_training_set, combine_days
+from astromined.storage import read_parquet, write_parquet
+from resources import LakeResource, LandingZoneResource
+
+FINITE_INPUTS = "model_inputs_finite"
+
+
+@dg.asset(
+    group_name="features",
+    partitions_def=daily_partitions,
+    deps=["raw_telemetry"],
+    kinds={"parquet"},
+    check_specs=[dg.AssetCheckSpec(FINITE_INPUTS, asset="asteroid_features", blocking=True)],
+    description="One row per asteroid observed that day: normalized spectrum, slope, band depths, "
+    "albedo, radar albedo, rotation.",
+)
+def asteroid_features(context: dg.AssetExecutionContext, lake: LakeResource):
+    store = lake.store()
+    observations = read_parquet(store, lake_layout.raw_observations(context.partition_key))
+    features = aggregate_by_asteroid(observations)
+    key = lake_layout.asteroid_features(context.partition_key)
+    write_parquet(store, key, features)
+    try:
+        model_inputs(features)
+        problem = None
+    except ValueError as exc:
+        problem = str(exc)
+    yield dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(store.describe(key)),
+            "dagster/row_count": len(features),
+            "observations": len(observations),
+            "median_observations_per_asteroid": float(np.median(features["n_observations"]))
+            if len(features)
+            else 0.0,
+            "asteroids_with_radar": int(features["radar_albedo"].notna().sum()),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=FINITE_INPUTS,
+        passed=problem is None,
+        description=problem or "every row yields finite model inputs",
+    )
+
+
+class TrainingSetConfig(dg.Config):
+    window_days: int = 7
+
+
+@dg.asset(
+    group_name="training",
+    deps=["asteroid_features"],
+    kinds={"parquet"},
+    description="Labelled asteroids from the latest `window_days` feature partitions, split by asteroid id "
+    "into train / validation / holdout.",
+)
+def training_set(
+    context: dg.AssetExecutionContext,
+    config: TrainingSetConfig,
+    lake: LakeResource,
+    landing_zone: LandingZoneResource,
+) -> dg.MaterializeResult:
+    store = lake.store()
+    days = lake_layout.feature_days(store.list_keys(lake_layout.FEATURES_PREFIX))[-config.window_days :]
+    if not days:
+        raise dg.Failure(
+            f"no asteroid_features partitions in the lake at {store.describe(lake_layout.FEATURES_PREFIX)}"
+        )
+    context.log.info(f"training window: {days[0]} .. {days[-1]} ({len(days)} partitions)")
+    combined = combine_days([read_parquet(store, lake_layout.asteroid_features(day)) for day in days])
+    table = build_training_set(combined, landing_zone.survey_catalog())
+    write_parquet(store, lake_layout.TRAINING_SET, table)
+    store.put_bytes(lake_layout.TRAINING_SET_MANIFEST, json.dumps({"partitions": days}).encode())
+    splits = table["split"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(store.describe(lake_layout.TRAINING_SET)),
+            "partitions": dg.MetadataValue.json(days),
+            "dagster/row_count": len(table),
+            "asteroids_observed": len(combined),
+            "labelled_fraction": len(table) / max(len(combined), 1),
+            "class_counts": dg.MetadataValue.json(table["complex"].value_counts().to_dict()),
+            **{f"rows_{name}": int(splits.get(name, 0)) for name in ("train", "validation", "holdout")},
+            "features": dg.MetadataValue.json(MODEL_FEATURES),
+        }
+    )
+
+
+defs = dg.Definitions(assets=[asteroid_features, training_set])

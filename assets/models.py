@@ -1,0 +1,270 @@
+"""candidate_model → model_evaluation → champion_model, and sector_rankings from the champion."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import numpy as np
+
+from astromined import lake_layout
+from astromined.features.engineering import MODEL_FEATURES, model_inputs
+from astromined.features.training_set import combine_days
+from astromined.ml.dataset import split_arrays
+from astromined.ml.evaluate import (
+    baseline_metrics,
+    confusion,
+    confusion_markdown,
+    confusion_png,
+    model_metrics,
+)
+from astromined.ml.model import ArchitectureConfig
+from astromined.ml.promotion import PromotionPolicy, decide_promotion
+from astromined.ml.registry import ModelIntegrityError, ModelRegistry
+from astromined.ml.scoring import mining_value, rank_sectors
+from astromined.ml.train import TrainConfig, predict, train_model
+from astromined.storage import read_parquet, write_parquet
+from astromined.taxonomy import COMPLEX_INDEX, COMPLEXES, METAL_RICH_COMPLEX
+from resources import ComputeResource, LakeResource
+
+# What the Kubernetes executor reads to place the step: one GPU, the GPU pool for local concurrency.
+GPU_STEP_TAGS = {
+    "astromined/gpus": "1",
+    "dagster-k8s/config": {
+        "container_config": {
+            "resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"cpu": "2", "memory": "4Gi"}}
+        }
+    },
+}
+
+
+class CandidateConfig(dg.Config):
+    max_epochs: int = 200
+    patience: int = 15
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    seed: int = 7
+
+
+@dg.asset(
+    group_name="models",
+    deps=["training_set", "infrastructure_readiness"],
+    pool="gpu",
+    op_tags=GPU_STEP_TAGS,
+    kinds={"pytorch"},
+    description="A composition model trained on the current training set, registered in the registry.",
+)
+def candidate_model(
+    context: dg.AssetExecutionContext, config: CandidateConfig, lake: LakeResource, compute: ComputeResource
+) -> dg.MaterializeResult:
+    store = lake.store()
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    partitions = json.loads(store.get_bytes(lake_layout.TRAINING_SET_MANIFEST))["partitions"]
+    train, validation = split_arrays(table, "train"), split_arrays(table, "validation")
+    device = compute.device()
+    context.log.info(f"training on {device}: {len(train)} train / {len(validation)} validation rows")
+
+    def log_epoch(record: dict[str, float]) -> None:
+        if int(record["epoch"]) % 10 == 0:
+            context.log.info(
+                f"epoch {int(record['epoch'])}: train loss {record['train_loss']:.4f}, "
+                f"validation loss {record['validation_loss']:.4f}"
+            )
+
+    result = train_model(
+        ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES),
+        train.x,
+        train.y_class,
+        train.y_metal,
+        validation.x,
+        validation.y_class,
+        validation.y_metal,
+        device=device,
+        config=TrainConfig(
+            max_epochs=config.max_epochs,
+            patience=config.patience,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+        ),
+        on_epoch=log_epoch,
+    )
+    probabilities, metal = predict(result.model, validation.x)
+    validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
+    version = ModelRegistry(store).register(
+        result.model.cpu(),
+        metrics={f"validation_{k}": v for k, v in validation_metrics.items()},
+        lineage={
+            "training_partitions": partitions,
+            "train_rows": len(train),
+            "validation_rows": len(validation),
+            "seed": config.seed,
+            "device": str(device),
+            "dagster_run_id": context.run.run_id,
+        },
+    )
+    store.put_bytes(lake_layout.CANDIDATE_POINTER, json.dumps({"version": version}).encode())
+    context.log.info(f"registered candidate {version} (best epoch {result.best_epoch})")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "device": str(device),
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "best_validation_loss": result.best_validation_loss,
+            "samples_per_second": round(result.samples_per_second, 1),
+            "validation_accuracy": validation_metrics["accuracy"],
+            "validation_macro_f1": validation_metrics["macro_f1"],
+            "training_partitions": dg.MetadataValue.json(partitions),
+        }
+    )
+
+
+def _load_candidate(store) -> str:
+    return json.loads(store.get_bytes(lake_layout.CANDIDATE_POINTER))["version"]
+
+
+@dg.asset(
+    group_name="models",
+    deps=["candidate_model"],
+    description="Holdout metrics of the candidate, the current champion and a logistic-regression baseline.",
+)
+def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    registry = ModelRegistry(store)
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    train, holdout = split_arrays(table, "train"), split_arrays(table, "holdout")
+    candidate_version = _load_candidate(store)
+    candidate, _ = registry.load(candidate_version)
+    probabilities, metal = predict(candidate, holdout.x)
+    candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
+    matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
+
+    champion_record = registry.champion()
+    champion: dict | None = None
+    if champion_record is not None:
+        try:
+            champion_model, _ = registry.load(champion_record["version"])
+            champion_probabilities, champion_metal = predict(champion_model, holdout.x)
+            champion = {
+                "version": champion_record["version"],
+                "metrics": model_metrics(
+                    champion_probabilities, champion_metal, holdout.y_class, holdout.y_metal
+                ),
+            }
+        except ModelIntegrityError as exc:
+            context.log.error(f"champion {champion_record['version']} failed its integrity check: {exc}")
+            champion = {"version": champion_record["version"], "error": str(exc)}
+    baseline = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
+    evaluation = {
+        "candidate": {"version": candidate_version, "metrics": candidate_metrics},
+        "champion": champion,
+        "baseline": baseline,
+        "holdout_rows": len(holdout),
+        "confusion_matrix": matrix.tolist(),
+        "evaluated_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    store.put_bytes(lake_layout.evaluation(candidate_version), json.dumps(evaluation, indent=2).encode())
+    png_key = f"models/evaluations/{candidate_version}_confusion.png"
+    png = confusion_png(matrix, f"candidate {candidate_version} on holdout")
+    store.put_bytes(png_key, png)
+    return dg.MaterializeResult(
+        metadata={
+            "candidate": candidate_version,
+            "holdout_rows": len(holdout),
+            "accuracy": candidate_metrics["accuracy"],
+            "macro_f1": candidate_metrics["macro_f1"],
+            "m_type_recall": candidate_metrics["m_type_recall"],
+            "ece": candidate_metrics["ece"],
+            "baseline_accuracy": baseline["accuracy"],
+            "baseline_macro_f1": baseline["macro_f1"],
+            "champion": champion["version"] if champion else "none",
+            "champion_macro_f1": champion["metrics"]["macro_f1"]
+            if champion and "metrics" in champion
+            else float("nan"),
+            "confusion_matrix": dg.MetadataValue.md(confusion_markdown(matrix)),
+            "confusion_matrix_png": dg.MetadataValue.md(_inline_png(png)),
+        }
+    )
+
+
+def _inline_png(png: bytes) -> str:
+    import base64
+
+    return f"![confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+class PromotionConfig(dg.Config):
+    min_macro_f1_gain: float = 0.0
+    max_class_recall_drop: float = 0.05
+
+
+@dg.asset(
+    group_name="models",
+    deps=["model_evaluation"],
+    description="The model the fleet should fly: the candidate if it passes the promotion gate.",
+)
+def champion_model(context: dg.AssetExecutionContext, config: PromotionConfig, lake: LakeResource):
+    store = lake.store()
+    registry = ModelRegistry(store)
+    candidate_version = _load_candidate(store)
+    evaluation = json.loads(store.get_bytes(lake_layout.evaluation(candidate_version)))
+    decision = decide_promotion(
+        evaluation["candidate"],
+        evaluation["champion"],
+        PromotionPolicy(config.min_macro_f1_gain, config.max_class_recall_drop),
+    )
+    if decision.promote:
+        registry.promote(candidate_version, reason=decision.reason)
+        context.log.info(f"promoted {candidate_version}: {decision.reason}")
+    else:
+        context.log.warning(f"kept champion; candidate {candidate_version} not promoted: {decision.reason}")
+    champion = registry.champion()
+    if champion is None:
+        raise dg.Failure("no champion model after the promotion step")
+    return dg.MaterializeResult(
+        metadata={
+            "champion": champion["version"],
+            "candidate": candidate_version,
+            "promoted": decision.promote,
+            "decision": decision.reason,
+            "promoted_at": champion["promoted_at"],
+        }
+    )
+
+
+@dg.asset(
+    group_name="models",
+    deps=["champion_model", "asteroid_features"],
+    kinds={"parquet"},
+    description="Expected mining value per belt sector under the champion, over the feature window.",
+)
+def sector_rankings(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.store()
+    registry = ModelRegistry(store)
+    champion = registry.champion()
+    if champion is None:
+        raise dg.Failure("no champion model to rank sectors with")
+    model, _ = registry.load(champion["version"])
+    manifest = json.loads(store.get_bytes(lake_layout.TRAINING_SET_MANIFEST))
+    features = combine_days(
+        [read_parquet(store, lake_layout.asteroid_features(d)) for d in manifest["partitions"]]
+    )
+    probabilities, metal = predict(model, model_inputs(features))
+    ranked = rank_sectors(
+        features["sector"].to_numpy(),
+        mining_value(probabilities, metal),
+        probabilities[:, COMPLEX_INDEX[METAL_RICH_COMPLEX]],
+    )
+    write_parquet(store, lake_layout.SECTOR_RANKINGS, ranked)
+    return dg.MaterializeResult(
+        metadata={
+            "champion": champion["version"],
+            "asteroids_scored": len(features),
+            "top_sectors": dg.MetadataValue.md(ranked.head(10).to_markdown(index=False, floatfmt=".3f")),
+            "dagster/row_count": len(ranked),
+            "mean_mining_value": float(np.mean(mining_value(probabilities, metal))) if len(features) else 0.0,
+        }
+    )
+
+
+defs = dg.Definitions(assets=[candidate_model, model_evaluation, champion_model, sector_rankings])

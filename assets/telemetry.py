@@ -1,0 +1,117 @@
+"""raw_telemetry[day]: every downlink packet of a day, validated, de-duplicated, reconciled."""
+
+import dagster as dg
+
+from assets.partitions import daily_partitions, partition_day
+from astromined import lake_layout
+from astromined.fleet import N_SATELLITES
+from astromined.storage import write_parquet
+from astromined.telemetry.ingest import ingest_day
+from resources import LakeResource, LandingZoneResource
+
+RECONCILES = "packets_reconcile"
+QUARANTINE_RATE = "quarantine_rate_below_threshold"
+ALL_SATELLITES = "every_satellite_reported"
+
+
+class RawTelemetryConfig(dg.Config):
+    max_quarantine_rate: float = 0.02
+    expected_satellites: int = N_SATELLITES
+
+
+@dg.asset(
+    group_name="telemetry",
+    partitions_def=daily_partitions,
+    check_specs=[
+        dg.AssetCheckSpec(
+            RECONCILES,
+            asset="raw_telemetry",
+            blocking=True,
+            description="packets_in == ok + quarantined + duplicates",
+        ),
+        dg.AssetCheckSpec(QUARANTINE_RATE, asset="raw_telemetry"),
+        dg.AssetCheckSpec(ALL_SATELLITES, asset="raw_telemetry"),
+    ],
+    kinds={"parquet"},
+    description="Validated observations of one UTC day decoded from CCSDS downlinks; rejects quarantined.",
+)
+def raw_telemetry(
+    context: dg.AssetExecutionContext,
+    config: RawTelemetryConfig,
+    lake: LakeResource,
+    landing_zone: LandingZoneResource,
+):
+    day = partition_day(context)
+    landing_zone.prepare_day(day)
+    downlinks = landing_zone.list_downlinks(day)
+    if not downlinks:
+        raise dg.Failure(
+            description=f"no downlink files for partition {day} in the landing zone "
+            f"({landing_zone.store().describe(f'downlinks/{day}/')})",
+        )
+    context.log.info(f"ingesting {len(downlinks)} downlink files for {day}")
+    done = {"n": 0}
+
+    def progress(_name: str) -> None:
+        done["n"] += 1
+        if done["n"] % 100 == 0 or done["n"] == len(downlinks):
+            context.log.info(f"decoded {done['n']}/{len(downlinks)} files")
+
+    result = ingest_day(
+        day, ((d.name, lambda key=d.key: landing_zone.read(key)) for d in downlinks), on_file=progress
+    )
+    store = lake.store()
+    key = lake_layout.raw_observations(context.partition_key)
+    written = write_parquet(store, key, result.observations)
+    write_parquet(store, lake_layout.raw_quarantine(context.partition_key), result.quarantine)
+
+    reporting = int(result.observations["satellite_id"].nunique()) if result.packets_ok else 0
+    quarantine_rate = result.packets_quarantined / max(result.packets_in, 1)
+    by_reason = result.quarantine_by_reason()
+    lost = int(result.lost_by_satellite.sum())
+    latency = result.latency_percentiles_s()
+    context.log.info(
+        f"{day}: {result.packets_in} packets in, {result.packets_ok} ok, "
+        f"{result.packets_quarantined} quarantined {by_reason}, {result.duplicates} duplicates, ~{lost} lost"
+    )
+    yield dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(store.describe(key)),
+            "files": result.files,
+            "bytes_in": result.bytes_in,
+            "parquet_bytes": written,
+            "packets_in": result.packets_in,
+            "packets_ok": result.packets_ok,
+            "packets_quarantined": result.packets_quarantined,
+            "duplicates": result.duplicates,
+            "quarantine_by_reason": dg.MetadataValue.json(by_reason),
+            "satellites_reporting": reporting,
+            "lost_packets_estimate": lost,
+            "dagster/row_count": result.packets_ok,
+            **{f"latency_{name}_s": round(value, 1) for name, value in latency.items()},
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=RECONCILES,
+        passed=result.reconciles,
+        metadata={
+            "packets_in": result.packets_in,
+            "accounted": result.packets_ok + result.packets_quarantined + result.duplicates,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=QUARANTINE_RATE,
+        passed=quarantine_rate <= config.max_quarantine_rate,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantine_rate": quarantine_rate, "threshold": config.max_quarantine_rate},
+    )
+    missing = config.expected_satellites - reporting
+    yield dg.AssetCheckResult(
+        check_name=ALL_SATELLITES,
+        passed=missing <= 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"satellites_reporting": reporting, "expected": config.expected_satellites},
+    )
+
+
+defs = dg.Definitions(assets=[raw_telemetry])

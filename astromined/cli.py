@@ -1,0 +1,190 @@
+"""`astromined`: the operator's command line.
+
+astromined run [--partition DAY]          materialize every asset for DAY (default: latest complete day)
+astromined simulate --start DAY --end DAY  fill the local landing zone with simulated downlinks
+astromined model list                      registered model versions and the champion
+astromined model rollback VERSION          point the champion at an earlier version
+astromined model verify-package [VERSION]  verify an uplink package's signature as a satellite would
+astromined home                            prepare DAGSTER_HOME and print its path (used by `make dev`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import filecmp
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from astromined.environment import REPO_ROOT, Environment, Settings, load_settings
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Use $DAGSTER_HOME if set; else the state dir's, seeded with the repo's dagster.yaml."""
+    if os.environ.get("DAGSTER_HOME"):
+        return Path(os.environ["DAGSTER_HOME"])
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    source = REPO_ROOT / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if not target.exists() or not filecmp.cmp(source, target, shallow=False):
+        shutil.copyfile(source, target)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def latest_complete_day(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return (now.date() - dt.timedelta(days=1)).isoformat()
+
+
+def _cmd_home(settings: Settings, _args: argparse.Namespace) -> int:
+    print(ensure_dagster_home(settings))
+    return 0
+
+
+def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from astromined.automation.jobs import MAIN_JOB_NAME
+    from astromined.definitions import build_definitions
+    from astromined.run_summary import summarize_run
+
+    ensure_dagster_home(settings)
+    partition = args.partition or latest_complete_day()
+    print(
+        f"AstroMined: materializing every asset for {partition} "
+        f"(env={settings.environment}, scale={settings.scale.name}, state={settings.state_dir})",
+        flush=True,
+    )
+    job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            partition_key=partition,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+        )
+        print(summarize_run(result, instance, partition))
+    return 0 if result.success else 1
+
+
+def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from astromined.fleet import N_SATELLITES
+    from resources import build_resources
+
+    if settings.environment is not Environment.LOCAL:
+        print("simulate writes to the local landing zone; unset ASTROMINED_ENV=prod", file=sys.stderr)
+        return 2
+    landing_zone = build_resources(settings)["landing_zone"]
+    start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    if end < start:
+        print(f"--end {end} is before --start {start}", file=sys.stderr)
+        return 2
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    with tqdm(total=len(days) * N_SATELLITES, unit="file", desc="simulating downlinks") as bar:
+        for day in days:
+            bar.set_postfix_str(day.isoformat())
+            landing_zone.prepare_day(day, progress=bar.update)
+    print(f"landing zone: {landing_zone.root} ({len(days)} day(s))")
+    return 0
+
+
+def _registry(settings: Settings):
+    from astromined.ml.registry import ModelRegistry
+    from resources import build_resources
+
+    return ModelRegistry(build_resources(settings)["lake"].store())
+
+
+def _cmd_model_list(settings: Settings, _args: argparse.Namespace) -> int:
+    registry = _registry(settings)
+    champion = registry.champion()
+    for version in registry.versions():
+        manifest = registry.manifest(version)
+        marker = "*" if champion and champion["version"] == version else " "
+        f1 = manifest["metrics"].get("validation_macro_f1", float("nan"))
+        print(
+            f"{marker} {version}  registered {manifest['registered_at'][:19]}  validation macro-F1 {f1:.4f}  "
+            f"partitions {','.join(manifest['lineage'].get('training_partitions', []))}"
+        )
+    if champion is None:
+        print("no champion yet")
+    return 0
+
+
+def _cmd_model_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    from astromined.ml.registry import ModelIntegrityError, UnknownModelVersionError
+
+    registry = _registry(settings)
+    try:
+        record = registry.promote(args.version, reason=f"manual rollback: {args.reason}")
+    except (UnknownModelVersionError, ModelIntegrityError) as exc:
+        print(f"rollback refused: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"champion is now {record['version']} (was {record['previous']}); "
+        "materialize uplink_package to package it"
+    )
+    return 0
+
+
+def _cmd_model_verify(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from astromined import lake_layout
+    from astromined.ml.uplink import PackageVerificationError, verify_package
+
+    store = _registry(settings).store
+    version = args.version or json.loads(store.get_bytes(lake_layout.UPLINK_LATEST))["version"]
+    try:
+        manifest = verify_package(
+            store.get_bytes(lake_layout.uplink_package(version)),
+            store.get_bytes(lake_layout.uplink_public_key(version)),
+        )
+    except PackageVerificationError as exc:
+        print(f"package for {version} FAILS verification: {exc}", file=sys.stderr)
+        return 1
+    print(f"package for {version} verifies: {', '.join(manifest['members'])}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="astromined", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialize the main job for one day and print a summary")
+    run.add_argument("--partition", help="UTC day YYYY-MM-DD (default: yesterday)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(handler=_cmd_run)
+    sim = sub.add_parser("simulate", help="simulate downlinks for a date range into the local landing zone")
+    sim.add_argument("--start", required=True)
+    sim.add_argument("--end", required=True)
+    sim.set_defaults(handler=_cmd_simulate)
+    home = sub.add_parser("home", help="prepare DAGSTER_HOME and print it")
+    home.set_defaults(handler=_cmd_home)
+    model = sub.add_parser("model", help="the model registry")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    model_sub.add_parser("list").set_defaults(handler=_cmd_model_list)
+    rollback = model_sub.add_parser("rollback", help="make VERSION the champion again")
+    rollback.add_argument("version")
+    rollback.add_argument("--reason", default="operator request")
+    rollback.set_defaults(handler=_cmd_model_rollback)
+    verify = model_sub.add_parser("verify-package")
+    verify.add_argument("version", nargs="?")
+    verify.set_defaults(handler=_cmd_model_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(load_settings(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The one place that decides which environment the code location runs in.
+
+Read lazily, when definitions load or a command starts, never at import time. Everything
+environment-dependent (resources, executor, instance) is built from the ``Settings`` returned here.
+
+Variables:
+  ASTROMINED_ENV        local (default) | prod
+  ASTROMINED_STATE_DIR  where local state lives (default: <repo>/.state)
+  ASTROMINED_SCALE      tiny | default | benchmark: the simulated fleet's size (local only)
+  ASTROMINED_SEED       the simulator's seed (default 42)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from enum import StrEnum
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    PROD = "prod"
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How much the simulated fleet downlinks per day."""
+
+    name: str
+    observations_per_satellite: int
+    population_size: int
+
+
+SCALES: dict[str, Scale] = {
+    # Enough to train a real model in seconds: for tests and the CLI smoke path.
+    "tiny": Scale("tiny", observations_per_satellite=12, population_size=4_000),
+    # `make run`: ~20,000 packets (2 MB) a day across 500 satellites.
+    "default": Scale("default", observations_per_satellite=40, population_size=20_000),
+    # ≥ 1 GB of downlink for one day (10.5 M packets), for benchmarks.
+    "benchmark": Scale("benchmark", observations_per_satellite=21_000, population_size=200_000),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    environment: Environment
+    state_dir: Path
+    scale: Scale
+    seed: int
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state_dir / "dagster_home"
+
+    @property
+    def lake_root(self) -> Path:
+        return self.state_dir / "lake"
+
+    @property
+    def landing_zone_root(self) -> Path:
+        return self.state_dir / "landing_zone"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.state_dir / "secrets" / "uplink_signing_key.pem"
+
+
+class ConfigurationError(ValueError):
+    pass
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    raw_env = env.get("ASTROMINED_ENV", Environment.LOCAL.value)
+    try:
+        environment = Environment(raw_env)
+    except ValueError as exc:
+        choices = ", ".join(e.value for e in Environment)
+        raise ConfigurationError(f"ASTROMINED_ENV={raw_env!r} is not one of: {choices}") from exc
+    scale_name = env.get("ASTROMINED_SCALE", "default")
+    if scale_name not in SCALES:
+        raise ConfigurationError(f"ASTROMINED_SCALE={scale_name!r} is not one of: {', '.join(SCALES)}")
+    raw_seed = env.get("ASTROMINED_SEED", "42")
+    try:
+        seed = int(raw_seed)
+    except ValueError as exc:
+        raise ConfigurationError(f"ASTROMINED_SEED={raw_seed!r} is not an integer") from exc
+    state_dir = Path(env.get("ASTROMINED_STATE_DIR", REPO_ROOT / ".state")).resolve()
+    return Settings(environment=environment, state_dir=state_dir, scale=SCALES[scale_name], seed=seed)

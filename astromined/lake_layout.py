@@ -1,0 +1,43 @@
+"""Object keys in the lake, defined once (the model registry's own keys live in ml/registry.py)."""
+
+from __future__ import annotations
+
+import re
+
+RAW_OBSERVATIONS_PREFIX = "telemetry/raw"
+FEATURES_PREFIX = "features/asteroid"
+TRAINING_SET = "training/training_set.parquet"
+TRAINING_SET_MANIFEST = "training/training_set.json"
+SECTOR_RANKINGS = "rankings/sector_rankings.parquet"
+CANDIDATE_POINTER = "models/candidate.json"
+UPLINK_LATEST = "uplink/latest.json"
+
+
+def raw_observations(day: str) -> str:
+    return f"{RAW_OBSERVATIONS_PREFIX}/day={day}/observations.parquet"
+
+
+def raw_quarantine(day: str) -> str:
+    return f"telemetry/quarantine/day={day}/quarantine.parquet"
+
+
+def asteroid_features(day: str) -> str:
+    return f"{FEATURES_PREFIX}/day={day}/features.parquet"
+
+
+def feature_days(keys: list[str]) -> list[str]:
+    """The days for which a feature partition exists, given the keys under FEATURES_PREFIX."""
+    days = {m.group(1) for k in keys if (m := re.search(r"/day=(\d{4}-\d{2}-\d{2})/features\.parquet$", k))}
+    return sorted(days)
+
+
+def evaluation(version: str) -> str:
+    return f"models/evaluations/{version}.json"
+
+
+def uplink_package(version: str) -> str:
+    return f"uplink/{version}/package.tar"
+
+
+def uplink_public_key(version: str) -> str:
+    return f"uplink/{version}/signing_key.pub.pem"

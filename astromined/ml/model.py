@@ -1,0 +1,64 @@
+"""The asteroid-composition network: taxonomic complex (classification) and metal richness (regression).
+
+The network carries its own input normalization as buffers, so a saved state_dict is self-contained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchitectureConfig:
+    feature_names: tuple[str, ...]
+    classes: tuple[str, ...]
+    hidden: int = 64
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return {
+            "feature_names": list(self.feature_names),
+            "classes": list(self.classes),
+            "hidden": self.hidden,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ArchitectureConfig:
+        return cls(
+            feature_names=tuple(data["feature_names"]),
+            classes=tuple(data["classes"]),
+            hidden=int(data["hidden"]),
+            dropout=float(data["dropout"]),
+        )
+
+
+class CompositionNet(nn.Module):
+    def __init__(self, config: ArchitectureConfig):
+        super().__init__()
+        n_features = len(config.feature_names)
+        self.config = config
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.body = nn.Sequential(
+            nn.Linear(n_features, config.hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, config.hidden),
+            nn.ReLU(),
+        )
+        self.class_head = nn.Linear(config.hidden, len(config.classes))
+        self.metal_head = nn.Linear(config.hidden, 1)
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(torch.clamp(std, min=1e-6))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (class logits, metal richness in [0, 1])."""
+        z = (x - self.feature_mean) / self.feature_std
+        hidden = self.body(z)
+        return self.class_head(hidden), torch.sigmoid(self.metal_head(hidden)).squeeze(-1)

@@ -1,0 +1,76 @@
+"""int8 export of the composition network and a numpy forward pass for on-board inference.
+
+Weights are quantized per output channel (symmetric int8, float32 scale); biases and the input
+normalization stay float32. The on-board runtime needs only numpy, no torch.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+
+from astromined.ml.model import CompositionNet
+
+LAYERS = ("body.0", "body.3", "class_head", "metal_head")
+
+
+def quantize(model: CompositionNet) -> dict[str, np.ndarray]:
+    state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    arrays: dict[str, np.ndarray] = {
+        "feature_mean": state["feature_mean"].astype(np.float32),
+        "feature_std": state["feature_std"].astype(np.float32),
+    }
+    for layer in LAYERS:
+        weight = state[f"{layer}.weight"].astype(np.float32)
+        scale = np.maximum(np.abs(weight).max(axis=1), 1e-12) / 127.0
+        arrays[f"{layer}.weight_q"] = np.clip(np.round(weight / scale[:, None]), -127, 127).astype(np.int8)
+        arrays[f"{layer}.scale"] = scale.astype(np.float32)
+        arrays[f"{layer}.bias"] = state[f"{layer}.bias"].astype(np.float32)
+    return arrays
+
+
+def _linear(arrays: dict[str, np.ndarray], layer: str, x: np.ndarray) -> np.ndarray:
+    weight = arrays[f"{layer}.weight_q"].astype(np.float32) * arrays[f"{layer}.scale"][:, None]
+    return x @ weight.T + arrays[f"{layer}.bias"]
+
+
+def int8_forward(arrays: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities and metal richness, as the satellites compute them."""
+    z = (np.asarray(x, np.float32) - arrays["feature_mean"]) / arrays["feature_std"]
+    h = np.maximum(_linear(arrays, "body.0", z), 0.0)
+    h = np.maximum(_linear(arrays, "body.3", h), 0.0)
+    logits = _linear(arrays, "class_head", h)
+    logits -= logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(logits)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    metal = 1.0 / (1.0 + np.exp(-_linear(arrays, "metal_head", h)[:, 0]))
+    return probabilities, metal
+
+
+def to_npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def from_npz_bytes(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+        return {k: loaded[k] for k in loaded.files}
+
+
+@torch.no_grad()
+def parity(model: CompositionNet, arrays: dict[str, np.ndarray], x: np.ndarray) -> dict[str, float]:
+    """How closely the int8 export reproduces the float model on the given inputs."""
+    model = model.cpu().eval()
+    logits, metal = model(torch.as_tensor(x, dtype=torch.float32))
+    probabilities = torch.softmax(logits, dim=-1).numpy()
+    q_probabilities, q_metal = int8_forward(arrays, x)
+    return {
+        "top1_agreement": float(np.mean(probabilities.argmax(1) == q_probabilities.argmax(1)))
+        if len(x)
+        else 1.0,
+        "max_probability_error": float(np.abs(probabilities - q_probabilities).max()) if len(x) else 0.0,
+        "max_metal_error": float(np.abs(metal.numpy() - q_metal).max()) if len(x) else 0.0,
+    }

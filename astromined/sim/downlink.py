@@ -1,0 +1,142 @@
+"""The fleet simulator: a day of downlink files per satellite, deterministic per (day, satellite, seed).
+
+Each satellite observes asteroids in its sector at random ranges and phase angles; measurement noise
+grows with range and phase angle. Nominal link conditions add a few retransmitted duplicates, flipped
+bits (CRC failures), lost packets (sequence gaps) and now and then a truncated file tail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+
+from astromined import fleet, physics
+from astromined.sim.population import Population
+from astromined.telemetry import packet_format as fmt
+from astromined.telemetry.encode import encode_packets
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkConditions:
+    """Per-packet fault rates of a nominal downlink."""
+
+    duplicate_rate: float = 0.005
+    bit_flip_rate: float = 0.001
+    loss_rate: float = 0.002
+    truncated_file_rate: float = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Downlink:
+    satellite_id: int
+    file_name: str
+    received_at: dt.datetime
+    data: bytes
+
+
+def downlink_file_name(satellite_id: int, received_at: dt.datetime) -> str:
+    return f"sat-{satellite_id:03d}_{received_at:%Y%m%dT%H%M%SZ}.ccsds"
+
+
+def parse_downlink_file_name(name: str) -> tuple[int, dt.datetime]:
+    """Inverse of downlink_file_name; raises ValueError naming the file when it does not match."""
+    base = name.rsplit("/", 1)[-1]
+    try:
+        sat_part, time_part = base.removesuffix(".ccsds").split("_", 1)
+        if not base.endswith(".ccsds") or not sat_part.startswith("sat-"):
+            raise ValueError
+        satellite_id = int(sat_part.removeprefix("sat-"))
+        received_at = dt.datetime.strptime(time_part, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise ValueError(
+            f"downlink file name {name!r} does not match 'sat-NNN_YYYYMMDDTHHMMSSZ.ccsds'"
+        ) from exc
+    return satellite_id, received_at
+
+
+def _day_start(day: dt.date) -> float:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+
+
+def simulate_satellite_day(
+    population: Population,
+    day: dt.date,
+    satellite_id: int,
+    observations: int,
+    seed: int,
+    link: LinkConditions | None = None,
+) -> Downlink:
+    """Encode one satellite's observations of one day into the bytes of its downlink file."""
+    link = link or LinkConditions()
+    rng = np.random.default_rng([seed, day.toordinal(), satellite_id])
+    table = population.table
+    sector = int(fleet.sector_of_satellite(satellite_id))
+    members = np.flatnonzero(table["sector"].to_numpy() == sector)
+    if len(members) == 0:
+        members = np.arange(len(table))
+    weights = np.sqrt(table["diameter_km"].to_numpy()[members])
+    chosen = members[rng.choice(len(members), size=observations, p=weights / weights.sum())]
+
+    start = _day_start(day)
+    times = np.sort(rng.uniform(start, start + 86_400.0 - 1.0, observations))
+    range_km = np.exp(rng.uniform(np.log(500.0), np.log(50_000.0), observations))
+    phase = rng.uniform(2.0, 40.0, observations)
+    noise_scale = 0.01 * (1.0 + range_km / 20_000.0) * (1.0 + phase / 40.0)
+
+    albedo = table["albedo"].to_numpy()[chosen]
+    diameter = table["diameter_km"].to_numpy()[chosen]
+    helio = table["semi_major_axis_au"].to_numpy()[chosen]
+    reflectance = population.spectra[chosen] * albedo[:, None]
+    reflectance = reflectance * (1.0 + noise_scale[:, None] * rng.standard_normal(reflectance.shape))
+
+    payload = np.zeros(observations, dtype=fmt.PAYLOAD_DTYPE)
+    payload["asteroid_id"] = table["asteroid_id"].to_numpy()[chosen]
+    payload["range_km"] = range_km
+    payload["phase_angle_deg"] = phase
+    magnitude = physics.apparent_magnitude(
+        table["absolute_magnitude"].to_numpy()[chosen], helio, range_km, phase
+    )
+    payload["apparent_magnitude"] = magnitude + rng.normal(0.0, 0.03, observations)
+    payload["reflectance"] = np.clip(reflectance, 0.0, 2.0)
+    flux = physics.thermal_flux(diameter, albedo, helio, range_km)
+    payload["thermal_flux"] = flux * (
+        1.0 + 0.03 * (1.0 + range_km / 50_000.0) * rng.standard_normal(observations)
+    )
+    radar_measured = range_km < 5_000.0
+    radar = table["radar_albedo"].to_numpy()[chosen] * (1.0 + 0.1 * rng.standard_normal(observations))
+    payload["radar_albedo"] = np.where(radar_measured, np.clip(radar, 0.0, 1.5), np.nan)
+    payload["lightcurve_amplitude_mag"] = np.clip(
+        table["lightcurve_amplitude_mag"].to_numpy()[chosen] + rng.normal(0.0, 0.03, observations), 0.0, 3.0
+    )
+    payload["rotation_period_h"] = table["rotation_period_h"].to_numpy()[chosen] * (
+        1.0 + rng.normal(0.0, 0.01, observations)
+    )
+    payload["sensor_temperature_k"] = rng.normal(180.0, 3.0, observations)
+    payload["quality_flags"] = np.where(noise_scale > 0.04, fmt.QUALITY_LOW_SNR, 0)
+
+    first_sequence = (day.toordinal() * observations) % fmt.SEQUENCE_COUNT_MODULO
+    sequence = first_sequence + np.arange(observations)
+    packets = encode_packets(np.full(observations, satellite_id), sequence, times, payload)
+
+    kept = packets[rng.uniform(0, 1, observations) >= link.loss_rate]
+    duplicated = rng.uniform(0, 1, len(kept)) < link.duplicate_rate
+    # Join bytes, not arrays: np.concatenate would convert the big-endian dtype to native order.
+    raw = bytearray(kept.tobytes() + kept[duplicated].tobytes())
+    flips = np.flatnonzero(rng.uniform(0, 1, len(kept) + int(duplicated.sum())) < link.bit_flip_rate)
+    for packet_index in flips:
+        # Flip one bit inside the payload of the chosen packet so its CRC no longer matches.
+        octet = int(packet_index) * fmt.PACKET_SIZE + int(rng.integers(12, fmt.CRC_OFFSET))
+        raw[octet] ^= 1 << int(rng.integers(0, 8))
+    if len(raw) > fmt.PACKET_SIZE and rng.uniform() < link.truncated_file_rate:
+        raw = raw[: len(raw) - int(rng.integers(1, fmt.PACKET_SIZE))]
+
+    light_delay_s = float(rng.uniform(600.0, 1_500.0))
+    received = dt.datetime.fromtimestamp(start + 86_400.0 + light_delay_s, tz=dt.UTC).replace(microsecond=0)
+    return Downlink(
+        satellite_id=satellite_id,
+        file_name=downlink_file_name(satellite_id, received),
+        received_at=received,
+        data=bytes(raw),
+    )

@@ -1,0 +1,198 @@
+"""Blob stores behind the lake and the landing zone: a local directory or an S3-compatible bucket.
+
+Pure Python (no Dagster): resources build these from their config, and domain code such as the
+model registry only sees the ``BlobStore`` protocol. Writes are atomic: the local store writes a
+temporary file in the same directory and renames it; an S3 PUT is atomic per object.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+T = TypeVar("T")
+
+
+class BlobNotFoundError(FileNotFoundError):
+    """The key does not exist in the store."""
+
+
+class BlobStore(Protocol):
+    def describe(self, key: str) -> str: ...
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+    def size(self, key: str) -> int: ...
+
+
+def _check_key(key: str) -> str:
+    if not key or key.startswith("/") or ".." in key.split("/"):
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class LocalBlobStore:
+    """A directory tree; keys are relative POSIX paths."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def describe(self, key: str) -> str:
+        return str(self.path(key)) if key else str(self.root)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.exists():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
+
+
+def with_retries(
+    action: Callable[[], T],
+    *,
+    attempts: int = 4,
+    base_delay_s: float = 0.2,
+    transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError),
+) -> T:
+    """Run ``action``, retrying transient faults with exponential backoff; permanent ones raise at once."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except transient:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(base_delay_s * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+class S3BlobStore:
+    """An S3 bucket/prefix (AWS S3 or an on-prem S3-compatible store via ``endpoint_url``)."""
+
+    def __init__(self, client, bucket: str, prefix: str = ""):
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _key(self, key: str) -> str:
+        key = _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key) if key else self.prefix}"
+
+    def _transient(self) -> tuple[type[BaseException], ...]:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import ReadTimeoutError
+
+        return (BotoConnectionError, ReadTimeoutError, ConnectionError, TimeoutError)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with_retries(
+            lambda: self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data),
+            transient=self._transient(),
+        )
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = with_retries(
+                lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key)),
+                transient=self._transient(),
+            )
+        except self.client.exceptions.NoSuchKey as exc:
+            raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        return bool(self._list(self._key(key), max_keys=1) == [self._key(key)])
+
+    def _list(self, full_prefix: str, max_keys: int | None = None) -> list[str]:
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+            if max_keys and len(keys) >= max_keys:
+                break
+        return keys
+
+    def list_keys(self, prefix: str) -> list[str]:
+        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(k[strip:] for k in self._list(full))
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def size(self, key: str) -> int:
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
+        except self.client.exceptions.ClientError as exc:
+            raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
+
+
+def write_parquet(store: BlobStore, key: str, frame: pd.DataFrame) -> int:
+    """Write a DataFrame as one Parquet object atomically; returns the object size in bytes."""
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    data = sink.getvalue()
+    store.put_bytes(key, data)
+    return len(data)
+
+
+def read_parquet(store: BlobStore, key: str) -> pd.DataFrame:
+    return pq.read_table(io.BytesIO(store.get_bytes(key))).to_pandas()
+
+
+def iter_existing(store: BlobStore, keys: list[str]) -> Iterator[str]:
+    for key in keys:
+        if store.exists(key):
+            yield key

@@ -1,0 +1,51 @@
+"""Resources per environment. ``build_resources`` is the only place that maps an environment to them."""
+
+import dagster as dg
+
+from astromined.environment import Environment, Settings
+from resources.compute import ComputeResource
+from resources.lake import LakeResource, LocalLakeResource, S3LakeResource
+from resources.landing_zone import LandingZoneResource, S3LandingZoneResource, SimulatedLandingZoneResource
+from resources.signing import UplinkSigningKeyResource
+
+__all__ = [
+    "ComputeResource",
+    "LakeResource",
+    "LandingZoneResource",
+    "UplinkSigningKeyResource",
+    "build_resources",
+]
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    if settings.environment is Environment.LOCAL:
+        return {
+            "lake": LocalLakeResource(root=str(settings.lake_root)),
+            "landing_zone": SimulatedLandingZoneResource(
+                root=str(settings.landing_zone_root),
+                seed=settings.seed,
+                observations_per_satellite=settings.scale.observations_per_satellite,
+                population_size=settings.scale.population_size,
+            ),
+            "compute": ComputeResource(),
+            "signing_key": UplinkSigningKeyResource(
+                private_key_path=str(settings.signing_key_path), create_if_missing=True
+            ),
+        }
+    # Production: everything comes from the deployment's environment (Helm values / Secrets).
+    return {
+        "lake": S3LakeResource(
+            bucket=dg.EnvVar("ASTROMINED_LAKE_BUCKET"),
+            prefix="lake",
+            endpoint_url=dg.EnvVar("ASTROMINED_S3_ENDPOINT_URL"),
+        ),
+        "landing_zone": S3LandingZoneResource(
+            bucket=dg.EnvVar("ASTROMINED_LANDING_BUCKET"),
+            prefix="landing",
+            endpoint_url=dg.EnvVar("ASTROMINED_S3_ENDPOINT_URL"),
+        ),
+        "compute": ComputeResource(),
+        "signing_key": UplinkSigningKeyResource(
+            private_key_path="/var/run/secrets/astromined/uplink_signing_key.pem"
+        ),
+    }
