@@ -43,7 +43,8 @@ class LocalLakeResource(LakeResource):
 
     def free_bytes(self) -> int | None:
         path = self.store().root
-        path.mkdir(parents=True, exist_ok=True)
+        while not path.exists() and path != path.parent:  # the lake dir may not exist yet
+            path = path.parent
         return shutil.disk_usage(path).free
 
 

@@ -2,14 +2,11 @@
 
 import dagster as dg
 
-from assets.partitions import daily_partitions
-
 MAIN_JOB_NAME = "downlink_to_uplink"
 
 downlink_to_uplink = dg.define_asset_job(
     MAIN_JOB_NAME,
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Every asset for one UTC day: ingest the day's downlinks, rebuild features, retrain, "
     "evaluate, promote if better, and package the champion for uplink.",
 )
@@ -17,7 +14,6 @@ downlink_to_uplink = dg.define_asset_job(
 ingest_day_job = dg.define_asset_job(
     "ingest_downlinks",
     selection=dg.AssetSelection.assets("raw_telemetry", "asteroid_features"),
-    partitions_def=daily_partitions,
     description="Telemetry and features for one day, without retraining (used for backfills and arrivals).",
 )
 

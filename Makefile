@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := .state
+export ASTROMINED_STATE_DIR ?= $(CURDIR)/$(STATE)
+
+.PHONY: help run dev test lint unit integration e2e system-tools simulate clean
+
+help:
+	@echo "make run    - set up .venv and materialize every asset for the latest complete day (local)"
+	@echo "make test   - set up .venv (+ test tools) and run ruff and the whole test suite"
+	@echo "make dev    - the Dagster web UI and daemon on http://127.0.0.1:3000 (local)"
+	@echo "make lint | unit | integration | e2e | clean"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+
+# Re-install whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/astromined run
+
+dev: $(VENV)/.installed
+	DAGSTER_HOME=$$($(BIN)/astromined home) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+system-tools:
+	bash .ci/ensure-system-tools
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(VENV)/.installed-test system-tools lint
+	$(BIN)/pytest -m "unit or integration or e2e"
+
+unit: $(VENV)/.installed-test
+	$(BIN)/pytest -m unit
+
+integration: $(VENV)/.installed-test
+	$(BIN)/pytest -m integration
+
+e2e: $(VENV)/.installed-test system-tools
+	$(BIN)/pytest -m e2e
+
+clean:
+	rm -rf $(STATE)

@@ -1,0 +1,188 @@
+"""The README's main-job command path as a subprocess, then the Dagster web UI over the same instance."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+DAY = "2026-06-02"
+
+
+def require_tool(path: str) -> str:
+    """A missing external tool fails under CI=true and skips (with its name) elsewhere."""
+    found = shutil.which(path)
+    if found:
+        return found
+    message = f"{path} is not installed (run `make system-tools` as root)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    env = {
+        **os.environ,
+        "ASTROMINED_STATE_DIR": str(root / "state"),
+        "ASTROMINED_SCALE": "tiny",
+    }
+    env.pop("DAGSTER_HOME", None)
+    env.pop("ASTROMINED_ENV", None)
+    return root, env
+
+
+def astromined(env, *args, check=True):
+    result = subprocess.run(
+        [str(BIN / "astromined"), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def first_run(state):
+    _root, env = state
+    return astromined(env, "run", "--partition", DAY)
+
+
+def test_run_prints_the_summary(first_run):
+    out = first_run.stdout
+    assert f"partition {DAY}: SUCCESS" in out
+    for line_start in (
+        "telemetry ",
+        "features ",
+        "training ",
+        "candidate ",
+        "holdout ",
+        "champion ",
+        "uplink ",
+    ):
+        assert f"\n{line_start}" in out, f"summary lacks the {line_start.strip()} line:\n{out}"
+    assert "500 files" in out
+
+
+def test_run_is_idempotent_and_registry_commands_work(state, first_run):
+    _root, env = state
+    second = astromined(env, "run", "--partition", DAY)
+    assert "already the champion" in second.stdout
+
+    listing = astromined(env, "model", "list").stdout
+    versions = [line.split()[1] for line in listing.splitlines() if line.startswith(("*", " "))]
+    assert len(versions) == 1 and listing.startswith("* ")
+
+    verified = astromined(env, "model", "verify-package")
+    assert f"package for {versions[0]} verifies" in verified.stdout
+
+    refused = astromined(env, "model", "rollback", "m-doesnotexist", check=False)
+    assert refused.returncode == 1
+    assert "m-doesnotexist" in refused.stderr and "not in the registry" in refused.stderr
+
+    rolled = astromined(env, "model", "rollback", versions[0], "--reason", "e2e test")
+    assert f"champion is now {versions[0]}" in rolled.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def webserver(state, first_run):
+    root, env = state
+    home = root / "state" / "dagster_home"
+    port = _free_port()
+    process = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env={**env, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"dagster-webserver did not come up: {process.stderr.read().decode()[-2000:]}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _graphql(url: str, query: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["data"]
+
+
+def test_web_ui_serves_the_graph_and_the_run(webserver):
+    data = _graphql(webserver, "{ assetNodes { assetKey { path } groupName } }")
+    groups = {node["assetKey"]["path"][-1]: node["groupName"] for node in data["assetNodes"]}
+    assert groups["raw_telemetry"] == "telemetry" and groups["uplink_package"] == "uplink"
+    runs = _graphql(
+        webserver, "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }"
+    )
+    main_runs = [r for r in runs["runsOrError"]["results"] if r["jobName"] == "downlink_to_uplink"]
+    assert main_runs and all(r["status"] == "SUCCESS" for r in main_runs)
+    assert any({"key": "dagster/partition", "value": DAY} in r["tags"] for r in main_runs)
+
+
+def test_asset_catalog_renders_in_headless_chromium(webserver, tmp_path):
+    chromium = require_tool("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{webserver}/assets", wait_until="domcontentloaded")
+            page.get_by_text("raw_telemetry").first.wait_for(timeout=60_000)
+            page.get_by_text("uplink_package").first.wait_for(timeout=60_000)
+            page.goto(f"{webserver}/assets/raw_telemetry", wait_until="domcontentloaded")
+            page.get_by_text(DAY).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "raw_telemetry.png"))
+        finally:
+            browser.close()
+    assert (tmp_path / "raw_telemetry.png").stat().st_size > 10_000

@@ -1,0 +1,117 @@
+"""The code location loads and holds what operators expect to find in the UI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from astromined.definitions import build_definitions
+from astromined.environment import load_settings
+from resources import (
+    ComputeResource,
+    LakeResource,
+    LandingZoneResource,
+    UplinkSigningKeyResource,
+)
+from resources.lake import LocalLakeResource, S3LakeResource
+from resources.landing_zone import S3LandingZoneResource, SimulatedLandingZoneResource
+
+REPO = Path(__file__).resolve().parents[2]
+
+EXPECTED_GROUPS = {
+    "infrastructure_readiness": "infrastructure",
+    "raw_telemetry": "telemetry",
+    "asteroid_features": "features",
+    "training_set": "training",
+    "candidate_model": "models",
+    "model_evaluation": "models",
+    "champion_model": "models",
+    "sector_rankings": "models",
+    "uplink_package": "uplink",
+}
+EXPECTED_CHECKS = {
+    ("infrastructure_readiness", "all_components_ready"),
+    ("raw_telemetry", "packets_reconcile"),
+    ("raw_telemetry", "quarantine_rate_below_threshold"),
+    ("raw_telemetry", "every_satellite_reported"),
+    ("asteroid_features", "model_inputs_finite"),
+    ("uplink_package", "signature_verifies"),
+    ("uplink_package", "within_size_budget"),
+    ("uplink_package", "int8_parity"),
+}
+
+
+def test_local_definitions_hold_the_whole_graph(tiny_settings):
+    defs = build_definitions(tiny_settings)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(EXPECTED_GROUPS)
+    for key, group in EXPECTED_GROUPS.items():
+        assert graph.get(dg.AssetKey(key)).group_name == group, key
+
+    partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
+    assert partitioned == {"raw_telemetry", "asteroid_features"}
+    assert isinstance(graph.get(dg.AssetKey("raw_telemetry")).partitions_def, dg.DailyPartitionsDefinition)
+
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+
+    assert {s.name for s in defs.schedules} == {"readiness_every_5_minutes", "daily_retrain"}
+    assert {s.name for s in defs.sensors} == {"downlink_arrival_sensor"}
+    assert {"downlink_to_uplink", "ingest_downlinks", "readiness_check"} <= {
+        j.name for j in defs.resolve_all_job_defs()
+    }
+
+    candidate = graph.get(dg.AssetKey("candidate_model"))
+    assert candidate.pools == {"gpu"}
+    tags = defs.resolve_assets_def("candidate_model").op.tags
+    assert tags["astromined/gpus"] == "1"
+    k8s_config = json.loads(tags["dagster-k8s/config"])
+    assert k8s_config["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_local_environment_uses_local_resources_and_in_process_executor(tiny_settings):
+    defs = build_definitions(tiny_settings)
+    job = defs.resolve_job_def("downlink_to_uplink")
+    assert job.executor_def.name == "in_process"
+    resources = defs.resources
+    assert isinstance(resources["lake"], LocalLakeResource)
+    assert isinstance(resources["landing_zone"], SimulatedLandingZoneResource)
+    assert isinstance(resources["compute"], ComputeResource)
+    assert isinstance(resources["signing_key"], UplinkSigningKeyResource)
+    assert (
+        resources["landing_zone"].observations_per_satellite == tiny_settings.scale.observations_per_satellite
+    )
+
+
+def test_prod_environment_uses_object_stores_and_kubernetes(tmp_path):
+    settings = load_settings({"ASTROMINED_ENV": "prod", "ASTROMINED_STATE_DIR": str(tmp_path)})
+    defs = build_definitions(settings)
+    assert isinstance(defs.resources["lake"], S3LakeResource)
+    assert isinstance(defs.resources["lake"], LakeResource)
+    assert isinstance(defs.resources["landing_zone"], S3LandingZoneResource)
+    assert isinstance(defs.resources["landing_zone"], LandingZoneResource)
+    assert defs.resolve_job_def("downlink_to_uplink").executor_def.name == "k8s"
+
+
+def test_dagster_definitions_validate_accepts_the_workspace(tmp_path):
+    env = {
+        "PATH": str(Path(sys.executable).parent),
+        "HOME": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path),
+        "ASTROMINED_STATE_DIR": str(tmp_path / "state"),
+        "ASTROMINED_SCALE": "tiny",
+    }
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Validation successful" in result.stdout + result.stderr
