@@ -127,8 +127,8 @@ def _cmd_model_rollback(settings: Settings, args: argparse.Namespace) -> int:
         print(f"rollback refused: {exc}", file=sys.stderr)
         return 1
     print(
-        f"champion is now {record['version']} (was {record['previous']}); "
-        "materialize uplink_package to package it"
+        f"champion is now {record['version']} (was {record['previous']}); package it for uplink with:\n"
+        "  dagster asset materialize -m astromined.definitions --select uplink_package"
     )
     return 0
 
