@@ -41,7 +41,7 @@ def decide_promotion(
     drops = {
         name: old[f"recall_{name}"] - new[f"recall_{name}"]
         for name in COMPLEXES
-        if old[f"recall_{name}"] - new[f"recall_{name}"] > policy.max_class_recall_drop
+        if old[f"recall_{name}"] - new[f"recall_{name}"] > policy.max_class_recall_drop + 1e-9  # float noise
     }
     if drops:
         listed = ", ".join(f"{k} −{v:.3f}" for k, v in drops.items())

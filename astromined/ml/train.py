@@ -60,7 +60,8 @@ def train_model(
     generator = torch.Generator().manual_seed(config.seed)
     model = CompositionNet(architecture)
     xt = torch.as_tensor(x_train, dtype=torch.float32)
-    model.set_normalization(xt.mean(dim=0), xt.std(dim=0))
+    # Sample std; a single training row has none (NaN), so fall back to 0 (clamped in set_normalization).
+    model.set_normalization(xt.mean(dim=0), xt.std(dim=0, correction=1 if len(xt) > 1 else 0))
     model.to(device)
 
     xt = xt.to(device)

@@ -1,0 +1,196 @@
+"""Training-set assembly: day merging, the asteroid-level split and the label join."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from astromined.features.engineering import FEATURE_TABLE_COLUMNS, NORMALIZED_REFLECTANCE
+from astromined.features.training_set import (
+    SPLIT_PERCENT,
+    SPLITS,
+    build_training_set,
+    combine_days,
+    split_of,
+)
+
+
+def split_oracle(asteroid_id: int) -> str:
+    """The documented hash in exact integer arithmetic (no uint64 wrap-around to get wrong)."""
+    percent = ((asteroid_id * 2654435761) % 2**32 * 100) >> 32
+    if percent < 70:
+        return "train"
+    return "validation" if percent < 85 else "holdout"
+
+
+def feature_day(rows: list[dict]) -> pd.DataFrame:
+    full = []
+    for row in rows:
+        base = {c: 1.0 for c in FEATURE_TABLE_COLUMNS}
+        base.update(sector=0, n_satellites=1, radar_albedo=np.nan)
+        base.update(row)
+        full.append(base)
+    return pd.DataFrame(full, columns=FEATURE_TABLE_COLUMNS)
+
+
+# --- split_of ---------------------------------------------------------------------------------
+
+
+def test_split_percentages_sum_to_100():
+    assert sum(SPLIT_PERCENT.values()) == 100
+    assert set(SPLIT_PERCENT) == set(SPLITS)
+
+
+def test_split_of_is_deterministic_and_matches_the_documented_hash():
+    ids = np.array([1, 2, 3, 17, 1000, 123456, 2**31 + 5, 2**40 + 11, 2**62 + 3], dtype=np.int64)
+    first = split_of(ids)
+    assert first.tolist() == split_of(ids.copy()).tolist()
+    assert first.tolist() == [split_oracle(int(i)) for i in ids]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=2**63 - 1), min_size=1, max_size=50))
+def test_split_of_matches_oracle_for_any_ids(ids):
+    assert split_of(np.array(ids, dtype=np.int64)).tolist() == [split_oracle(i) for i in ids]
+
+
+def test_split_of_scalar_and_vector_agree():
+    ids = np.arange(1, 200)
+    vector = split_of(ids)
+    assert [str(split_of(int(i))) for i in ids] == vector.tolist()
+
+
+def test_split_proportions_over_100k_ids():
+    splits = split_of(np.arange(1, 100_001))
+    assert set(np.unique(splits)) == set(SPLITS)
+    for name, percent in SPLIT_PERCENT.items():
+        assert np.mean(splits == name) == pytest.approx(percent / 100, abs=0.01)
+
+
+def test_no_asteroid_in_two_splits_regardless_of_position():
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, 5_000, size=20_000)  # many repeats, arbitrary order
+    splits = split_of(ids)
+    by_id = pd.DataFrame({"asteroid_id": ids, "split": splits}).groupby("asteroid_id")["split"].nunique()
+    assert (by_id == 1).all()
+    members = {name: set(ids[splits == name].tolist()) for name in SPLITS}
+    assert not members["train"] & members["validation"]
+    assert not members["train"] & members["holdout"]
+    assert not members["validation"] & members["holdout"]
+
+
+# --- combine_days -----------------------------------------------------------------------------
+
+
+def test_combine_days_weights_by_observations():
+    day1 = feature_day(
+        [
+            {"asteroid_id": 1, "n_observations": 1, "albedo": 0.10, "radar_albedo": np.nan, "sector": 4},
+            {"asteroid_id": 2, "n_observations": 2, "albedo": 0.50, "spectral_slope": 0.3},
+        ]
+    )
+    day2 = feature_day(
+        [
+            {
+                "asteroid_id": 1,
+                "n_observations": 3,
+                "albedo": 0.30,
+                "radar_albedo": 0.5,
+                "sector": 4,
+                "n_satellites": 2,
+                "refl_norm_0.45um": 2.0,
+            },
+            {"asteroid_id": 3, "n_observations": 5, "albedo": 0.07},
+        ]
+    )
+    combined = combine_days([day1, day2]).set_index("asteroid_id")
+    assert sorted(combined.index) == [1, 2, 3]
+    # (0.10·1 + 0.30·3) / 4
+    assert combined.loc[1, "albedo"] == pytest.approx(0.25)
+    # (1.0·1 + 2.0·3) / 4
+    assert combined.loc[1, "refl_norm_0.45um"] == pytest.approx(1.75)
+    # radar measured only on day 2: the NaN day does not dilute it
+    assert combined.loc[1, "radar_albedo"] == pytest.approx(0.5)
+    assert combined.loc[1, "n_observations"] == 4
+    assert combined.loc[1, "n_satellites"] == 2
+    assert combined.loc[1, "sector"] == 4
+    # single-day asteroids keep their values
+    assert combined.loc[2, "albedo"] == pytest.approx(0.50)
+    assert combined.loc[2, "spectral_slope"] == pytest.approx(0.3)
+    assert combined.loc[2, "n_observations"] == 2
+    assert combined.loc[3, "albedo"] == pytest.approx(0.07)
+    # never radar-measured stays NaN
+    assert np.isnan(combined.loc[2, "radar_albedo"])
+    assert np.isnan(combined.loc[3, "radar_albedo"])
+
+
+def test_combine_days_nan_in_one_day_uses_only_the_other_days_weights():
+    day1 = feature_day([{"asteroid_id": 9, "n_observations": 2, "band_depth_1um": np.nan}])
+    day2 = feature_day([{"asteroid_id": 9, "n_observations": 6, "band_depth_1um": 0.2}])
+    day3 = feature_day([{"asteroid_id": 9, "n_observations": 2, "band_depth_1um": 0.4}])
+    combined = combine_days([day1, day2, day3])
+    # (0.2·6 + 0.4·2) / 8
+    assert combined["band_depth_1um"].iloc[0] == pytest.approx(0.25)
+    assert combined["n_observations"].iloc[0] == 10
+
+
+def test_combine_days_output_layout():
+    day = feature_day([{"asteroid_id": i, "n_observations": 1} for i in (5, 2, 8)])
+    combined = combine_days([day])
+    assert list(combined.columns) == FEATURE_TABLE_COLUMNS
+    assert combined["asteroid_id"].tolist() == [2, 5, 8]
+    for column in NORMALIZED_REFLECTANCE:
+        np.testing.assert_allclose(combined[column], 1.0)
+
+
+def test_combine_days_skips_empty_days_and_rejects_an_empty_window():
+    day = feature_day([{"asteroid_id": 1, "n_observations": 2, "albedo": 0.3}])
+    empty = feature_day([])
+    combined = combine_days([empty, day, empty])
+    assert combined["albedo"].tolist() == pytest.approx([0.3])
+    with pytest.raises(ValueError, match="no feature rows"):
+        combine_days([empty, empty])
+    with pytest.raises(ValueError, match="no feature rows"):
+        combine_days([])
+
+
+# --- build_training_set -----------------------------------------------------------------------
+
+
+def catalog(ids, complexes, metal, **extra) -> pd.DataFrame:
+    return pd.DataFrame({"asteroid_id": ids, "complex": complexes, "metal_richness": metal, **extra})
+
+
+def test_build_training_set_keeps_only_labelled_asteroids():
+    features = feature_day([{"asteroid_id": i, "n_observations": i} for i in range(1, 6)])
+    labels = catalog([2, 4, 99], ["S", "M", "C"], [0.1, 0.9, 0.0], survey=["a", "b", "c"])
+    table = build_training_set(features, labels)
+    assert sorted(table["asteroid_id"]) == [2, 4]
+    by_id = table.set_index("asteroid_id")
+    assert by_id.loc[2, "complex"] == "S"
+    assert by_id.loc[4, "complex"] == "M"
+    assert by_id.loc[4, "metal_richness"] == pytest.approx(0.9)
+    assert by_id.loc[4, "n_observations"] == 4
+    assert "survey" not in table.columns
+    assert set(FEATURE_TABLE_COLUMNS) <= set(table.columns)
+    assert {"complex", "metal_richness", "split"} <= set(table.columns)
+    assert table["split"].tolist() == split_of(table["asteroid_id"].to_numpy()).tolist()
+    assert list(table.index) == list(range(len(table)))
+
+
+def test_build_training_set_with_no_overlap_is_empty():
+    features = feature_day([{"asteroid_id": 1, "n_observations": 1}])
+    table = build_training_set(features, catalog([2], ["S"], [0.1]))
+    assert table.empty
+    assert "split" in table.columns
+
+
+@pytest.mark.parametrize("dropped", ["complex", "metal_richness", "asteroid_id"])
+def test_build_training_set_names_missing_catalog_columns(dropped):
+    features = feature_day([{"asteroid_id": 1, "n_observations": 1}])
+    labels = catalog([1], ["S"], [0.1]).drop(columns=[dropped])
+    with pytest.raises(ValueError, match=dropped):
+        build_training_set(features, labels)
