@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 import numpy as np
 
@@ -40,15 +41,19 @@ def downlink_file_name(satellite_id: int, received_at: dt.datetime) -> str:
     return f"sat-{satellite_id:03d}_{received_at:%Y%m%dT%H%M%SZ}.ccsds"
 
 
+_DOWNLINK_FILE_NAME = re.compile(r"sat-(?P<satellite>[0-9]{3})_(?P<received>[0-9]{8}T[0-9]{6}Z)\.ccsds")
+
+
 def parse_downlink_file_name(name: str) -> tuple[int, dt.datetime]:
     """Inverse of downlink_file_name; raises ValueError naming the file when it does not match."""
     base = name.rsplit("/", 1)[-1]
     try:
-        sat_part, time_part = base.removesuffix(".ccsds").split("_", 1)
-        if not base.endswith(".ccsds") or not sat_part.startswith("sat-"):
+        # Exact digit counts: int() and strptime() alone would also take "sat--7", "sat- 7" or "2031518T...".
+        match = _DOWNLINK_FILE_NAME.fullmatch(base)
+        if match is None:
             raise ValueError
-        satellite_id = int(sat_part.removeprefix("sat-"))
-        received_at = dt.datetime.strptime(time_part, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        satellite_id = int(match["satellite"])
+        received_at = dt.datetime.strptime(match["received"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError as exc:
         raise ValueError(
             f"downlink file name {name!r} does not match 'sat-NNN_YYYYMMDDTHHMMSSZ.ccsds'"

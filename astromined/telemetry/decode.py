@@ -158,8 +158,11 @@ def decode_file(
     if window_start is not None and window_end is not None:
         outside = (times < window_start) | (times >= window_end)
         flag(outside, QuarantineReason.TIMESTAMP_OUTSIDE_PARTITION, "observed_at")
-    for field, (low, high) in fmt.VALUE_RANGES.items():
-        values = payload[field].astype(np.float64)
+    for field, bounds in fmt.VALUE_RANGES.items():
+        # Compare at wire precision (float32): a bound such as 0.01 is not exactly representable, and a value
+        # inside the documented range must not be rejected because encoding rounded it past the bound.
+        low, high = np.float32(bounds[0]), np.float32(bounds[1])
+        values = payload[field].astype(np.float32)
         if values.ndim > 1:
             bad = ~np.all((values >= low) & (values <= high), axis=1)
         elif field == "radar_albedo":

@@ -104,7 +104,12 @@ def ingest_day(
             on_file(name)
     if n_files == 0:
         raise FileNotFoundError(f"no downlink files for {day.isoformat()}")
-    all_observations = pd.concat(observations, ignore_index=True) if observations else pd.DataFrame()
+    all_observations = (
+        pd.concat(observations, ignore_index=True)
+        if observations
+        # No file decoded (all unrecognized): an empty frame that still has the observation columns.
+        else decode_file(b"", "", start, end).observations
+    )
     all_quarantine = (
         pd.concat(quarantine, ignore_index=True) if quarantine else pd.DataFrame(columns=QUARANTINE_COLUMNS)
     )
