@@ -5,8 +5,8 @@ import dagster as dg
 from assets.partitions import daily_partitions, partition_day
 from astromined import lake_layout
 from astromined.fleet import N_SATELLITES
-from astromined.storage import write_parquet
-from astromined.telemetry.ingest import ingest_day
+from astromined.telemetry.ingest import stream_day
+from astromined.telemetry.parquet_sink import ParquetDaySink
 from resources import LakeResource, LandingZoneResource
 
 RECONCILES = "packets_reconcile"
@@ -57,18 +57,26 @@ def raw_telemetry(
         if done["n"] % 100 == 0 or done["n"] == len(downlinks):
             context.log.info(f"decoded {done['n']}/{len(downlinks)} files")
 
-    result = ingest_day(
-        day, ((d.name, lambda key=d.key: landing_zone.read(key)) for d in downlinks), on_file=progress
-    )
     store = lake.store()
     key = lake_layout.raw_observations(context.partition_key)
-    written = write_parquet(store, key, result.observations)
-    write_parquet(store, lake_layout.raw_quarantine(context.partition_key), result.quarantine)
+    quarantine_key = lake_layout.raw_quarantine(context.partition_key)
+    with ParquetDaySink(store.staging_dir()) as sink:
+        result = stream_day(
+            day,
+            ((d.name, lambda object_key=d.key: landing_zone.read(object_key)) for d in downlinks),
+            sink,
+            on_file=progress,
+        )
+        sink.close()
+        written = sink.observations_path.stat().st_size
+        # Quarantine first: a reader that sees the day's observations also finds its quarantine.
+        store.put_file(quarantine_key, sink.quarantine_path)
+        store.put_file(key, sink.observations_path)
 
-    reporting = int(result.observations["satellite_id"].nunique()) if result.packets_ok else 0
+    reporting = result.satellites_reporting
     quarantine_rate = result.packets_quarantined / max(result.packets_in, 1)
     by_reason = result.quarantine_by_reason()
-    lost = int(result.lost_by_satellite.sum())
+    lost = int(sum(result.lost.values()))
     latency = result.latency_percentiles_s()
     context.log.info(
         f"{day}: {result.packets_in} packets in, {result.packets_ok} ok, "

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -34,6 +35,8 @@ class BlobStore(Protocol):
     def list_keys(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def size(self, key: str) -> int: ...
+    def put_file(self, key: str, path: Path) -> None: ...
+    def staging_dir(self) -> Path | None: ...
 
 
 def _check_key(key: str) -> str:
@@ -84,11 +87,33 @@ class LocalBlobStore:
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
         )
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def staging_dir(self) -> Path:
+        """Where to build large objects so that ``put_file`` is a same-filesystem rename."""
+        staging = self.root / ".staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        return staging
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Move a finished local file into place atomically (rename; copy first across filesystems)."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+        except OSError:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def size(self, key: str) -> int:
         try:
@@ -172,6 +197,16 @@ class S3BlobStore:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    def staging_dir(self) -> None:
+        return None  # the system temp dir
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload (multipart for large files); the object appears only when the upload completes."""
+        with_retries(
+            lambda: self.client.upload_file(str(path), self.bucket, self._key(key)),
+            transient=self._transient(),
+        )
+
     def size(self, key: str) -> int:
         try:
             return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
@@ -190,9 +225,3 @@ def write_parquet(store: BlobStore, key: str, frame: pd.DataFrame) -> int:
 
 def read_parquet(store: BlobStore, key: str) -> pd.DataFrame:
     return pq.read_table(io.BytesIO(store.get_bytes(key))).to_pandas()
-
-
-def iter_existing(store: BlobStore, keys: list[str]) -> Iterator[str]:
-    for key in keys:
-        if store.exists(key):
-            yield key

@@ -117,30 +117,48 @@ def word1(sequence_count: np.ndarray | int) -> np.ndarray | int:
     return (SEQUENCE_FLAGS_UNSEGMENTED << 14) | (np.asarray(sequence_count) % SEQUENCE_COUNT_MODULO)
 
 
-def _crc16_table() -> np.ndarray:
-    table = np.zeros(256, dtype=np.uint16)
+def _crc16_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Lookup tables for CRC-16/CCITT: one octet at a time (256 entries) and two at a time (65,536)."""
+    table8 = np.zeros(256, dtype=np.uint16)
     for byte in range(256):
         crc = byte << 8
         for _ in range(8):
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table[byte] = crc & 0xFFFF
-    return table
+        table8[byte] = crc & 0xFFFF
+    # For a 16-bit CRC, feeding two octets is one lookup: crc' = T16[crc ^ (b0 << 8 | b1)].
+    index = np.arange(65536, dtype=np.uint32)
+    table16 = (table8[(table8[index >> 8] >> 8) ^ (index & 0xFF)] ^ (table8[index >> 8] << 8)).astype(
+        np.uint16
+    )
+    return table8, table16
 
 
-CRC16_TABLE = _crc16_table()
+CRC16_TABLE, CRC16_TABLE_16 = _crc16_tables()
+CRC_CHUNK_ROWS = 16_384
 
 
 def crc16_ccitt(rows: np.ndarray) -> np.ndarray:
     """CRC-16/CCITT-FALSE of each row of a 2-D uint8 array, vectorized across rows.
 
-    The loop runs over byte columns (98 for a packet), never over packets, so cost is ~98 numpy
-    operations on arrays as long as the batch.
+    The loop runs over 16-bit columns (49 for a packet), never over packets: each step is one XOR and
+    one gather from a 128 KiB table on arrays as long as the batch.
     """
-    rows = np.ascontiguousarray(rows, dtype=np.uint8)
-    crc = np.full(rows.shape[0], 0xFFFF, dtype=np.uint16)
-    for column in range(rows.shape[1]):
-        index = (crc >> 8) ^ rows[:, column]
-        crc = (crc << 8) ^ CRC16_TABLE[index]
+    rows = np.asarray(rows, dtype=np.uint8)
+    n, width = rows.shape
+    if n > CRC_CHUNK_ROWS:  # keep each pass's working set in the CPU cache
+        return np.concatenate(
+            [crc16_ccitt(rows[s : s + CRC_CHUNK_ROWS]) for s in range(0, n, CRC_CHUNK_ROWS)]
+        )
+    crc = np.full(n, 0xFFFF, dtype=np.uint16)
+    if width % 2:
+        crc = (crc << 8) ^ CRC16_TABLE[(crc >> 8) ^ rows[:, 0]]
+        rows = rows[:, 1:]
+    if rows.shape[1] == 0 or n == 0:
+        return crc
+    words = np.ascontiguousarray(rows).view(">u2").T.astype(np.uint16)
+    for column in words:
+        np.bitwise_xor(crc, column, out=crc)
+        np.take(CRC16_TABLE_16, crc, out=crc)
     return crc
 
 
