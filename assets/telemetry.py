@@ -43,11 +43,16 @@ def raw_telemetry(
 ):
     day = partition_day(context)
     landing_zone.prepare_day(day)
-    downlinks = landing_zone.list_downlinks(day)
+    where = landing_zone.store().describe(f"downlinks/{day}/")
+    try:
+        downlinks = landing_zone.list_downlinks(day)
+    except Exception as exc:  # an unreachable or missing landing zone: say which, for which day
+        raise dg.Failure(
+            description=f"cannot list downlinks for partition {day} at {where}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not downlinks:
         raise dg.Failure(
-            description=f"no downlink files for partition {day} in the landing zone "
-            f"({landing_zone.store().describe(f'downlinks/{day}/')})",
+            description=f"no downlink files for partition {day} in the landing zone ({where})",
         )
     context.log.info(f"ingesting {len(downlinks)} downlink files for {day}")
     done = {"n": 0}

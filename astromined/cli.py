@@ -41,7 +41,13 @@ def latest_complete_day(now: dt.datetime | None = None) -> str:
 
 
 def _cmd_home(settings: Settings, _args: argparse.Namespace) -> int:
-    print(ensure_dagster_home(settings))
+    import dagster as dg
+
+    home = ensure_dagster_home(settings)
+    # Create the instance's storage now, so a daemon and a CLI started together don't both try to.
+    with dg.DagsterInstance.get():
+        pass
+    print(home)
     return 0
 
 

@@ -81,13 +81,13 @@ class LocalBlobStore:
         return self.path(key).is_file()
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self.root / prefix if prefix else self.root
-        if not base.exists():
+        """Keys starting with ``prefix`` (plain string prefix, as on S3); hidden paths are skipped."""
+        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not base.is_dir():
             return []
+        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
         return sorted(
-            p.relative_to(self.root).as_posix()
-            for p in base.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.root).parts)
+            k for k in keys if k.startswith(prefix) and not any(part.startswith(".") for part in k.split("/"))
         )
 
     def delete(self, key: str) -> None:
@@ -178,15 +178,24 @@ class S3BlobStore:
         return response["Body"].read()
 
     def exists(self, key: str) -> bool:
-        return bool(self._list(self._key(key), max_keys=1) == [self._key(key)])
+        from botocore.exceptions import ClientError
 
-    def _list(self, full_prefix: str, max_keys: int | None = None) -> list[str]:
+        try:
+            with_retries(
+                lambda: self.client.head_object(Bucket=self.bucket, Key=self._key(key)),
+                transient=self._transient(),
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _list(self, full_prefix: str) -> list[str]:
         keys: list[str] = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))
-            if max_keys and len(keys) >= max_keys:
-                break
         return keys
 
     def list_keys(self, prefix: str) -> list[str]:

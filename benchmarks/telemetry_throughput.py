@@ -48,7 +48,13 @@ def _read_all(paths: list[str], queue: mp.Queue) -> None:
         with open(path, "rb") as handle:
             total += len(handle.read())
     elapsed = time.perf_counter() - started
-    queue.put({"bytes": total, "seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    queue.put(
+        {
+            "bytes": total,
+            "seconds": elapsed,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
 def _ingest(paths: list[str], out_dir: str, queue: mp.Queue) -> None:
@@ -113,7 +119,9 @@ def generate(root: Path, satellites: int, observations: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--satellites", type=int, default=500)
     parser.add_argument("--observations", type=int, default=21_000)
     parser.add_argument("--cache", type=Path, default=REPO / ".state" / "bench")
@@ -147,7 +155,8 @@ def main() -> None:
         )
         r = rows[-1]
         print(
-            f"{share:>5.0%} of the day: {r['bytes'] / 1e9:.2f} GB in {r['files']} files | read {r['read_mb_s']:.0f} MB/s"
+            f"{share:>5.0%} of the day: {r['bytes'] / 1e9:.2f} GB in {r['files']} files"
+            f" | read {r['read_mb_s']:.0f} MB/s"
             f" | ingest {r['ingest_mb_s']:.0f} MB/s (ratio {r['ingest_to_read_ratio']:.3f} of plain reading)"
             f" | ingest peak RSS {r['ingest_peak_rss_mb']:.0f} MB | Parquet {r['parquet_mb']:.0f} MB",
             flush=True,
