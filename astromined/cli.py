@@ -96,7 +96,7 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         for day in days:
             bar.set_postfix_str(day.isoformat())
             landing_zone.prepare_day(day, progress=bar.update)
-    print(f"landing zone: {landing_zone.root} ({len(days)} day(s))")
+    print(f"landing zone: {landing_zone.root} ({len(days)} day(s), drift preset: {settings.drift})")
     return 0
 
 

@@ -8,6 +8,8 @@ Variables:
   ASTROMINED_STATE_DIR  where local state lives (default: <repo>/.state)
   ASTROMINED_SCALE      tiny | default | benchmark: the simulated fleet's size (local only)
   ASTROMINED_SEED       the simulator's seed (default 42)
+  ASTROMINED_DRIFT      none (default) | demo: the simulator's drift scenarios, a preset of
+                        astromined.sim.scenarios.PRESETS (local only; see docs/simulator.md)
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import dataclasses
 import os
 from enum import StrEnum
 from pathlib import Path
+
+from astromined.sim.scenarios import PRESETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +54,7 @@ class Settings:
     state_dir: Path
     scale: Scale
     seed: int
+    drift: str = "none"  # a key of astromined.sim.scenarios.PRESETS
 
     @property
     def dagster_home(self) -> Path:
@@ -88,5 +93,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         seed = int(raw_seed)
     except ValueError as exc:
         raise ConfigurationError(f"ASTROMINED_SEED={raw_seed!r} is not an integer") from exc
+    drift = env.get("ASTROMINED_DRIFT", "none")
+    if drift not in PRESETS:
+        raise ConfigurationError(f"ASTROMINED_DRIFT={drift!r} is not one of: {', '.join(PRESETS)}")
     state_dir = Path(env.get("ASTROMINED_STATE_DIR", REPO_ROOT / ".state")).resolve()
-    return Settings(environment=environment, state_dir=state_dir, scale=SCALES[scale_name], seed=seed)
+    return Settings(
+        environment=environment, state_dir=state_dir, scale=SCALES[scale_name], seed=seed, drift=drift
+    )

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from astromined.environment import Environment, Settings
+from astromined.sim.scenarios import PRESETS
 from resources.compute import ComputeResource
 from resources.lake import LakeResource, LocalLakeResource, S3LakeResource
 from resources.landing_zone import LandingZoneResource, S3LandingZoneResource, SimulatedLandingZoneResource
@@ -26,6 +27,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
                 seed=settings.seed,
                 observations_per_satellite=settings.scale.observations_per_satellite,
                 population_size=settings.scale.population_size,
+                scenarios_json=PRESETS[settings.drift].to_json(),
             ),
             "compute": ComputeResource(),
             "signing_key": UplinkSigningKeyResource(

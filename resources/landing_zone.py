@@ -17,6 +17,7 @@ import pandas as pd
 from astromined.fleet import SATELLITE_IDS
 from astromined.sim.downlink import simulate_satellite_day
 from astromined.sim.population import generate_population, survey_catalog
+from astromined.sim.scenarios import Scenarios
 from astromined.storage import BlobStore, LocalBlobStore, S3BlobStore, read_parquet, write_parquet
 
 CATALOG_KEY = "catalog/survey_labels.parquet"
@@ -64,26 +65,43 @@ class LandingZoneResource(dg.ConfigurableResource):
         return read_parquet(store, CATALOG_KEY)
 
 
-class SimulatedLandingZoneResource(LandingZoneResource):
-    """A local directory filled on demand by the deterministic fleet simulator."""
+class LocalLandingZoneResource(LandingZoneResource):
+    """A directory the ground segment delivers into (an NFS mount or rsync target), in the same layout."""
 
     root: str
-    seed: int = 42
-    observations_per_satellite: int = 40
-    population_size: int = 20_000
 
     def store(self) -> LocalBlobStore:
         return LocalBlobStore(self.root)
 
+
+class SimulatedLandingZoneResource(LocalLandingZoneResource):
+    """A local directory filled on demand by the deterministic fleet simulator."""
+
+    seed: int = 42
+    observations_per_satellite: int = 40
+    population_size: int = 20_000
+    # Drift scenarios as JSON (astromined.sim.scenarios.Scenarios.to_json); "[]" is the nominal fleet.
+    scenarios_json: str = "[]"
+
     def _marker(self, day: dt.date) -> str:
         return f"{day_prefix(day)}_SIMULATED.json"
 
-    def _simulation_signature(self) -> dict:
-        return {
+    def _scenarios(self) -> Scenarios:
+        return Scenarios.from_json(self.scenarios_json)
+
+    def _simulation_signature(self, day: dt.date | None = None) -> dict:
+        signature = {
             "seed": self.seed,
             "observations_per_satellite": self.observations_per_satellite,
             "population_size": self.population_size,
         }
+        # Only the scenarios active on the day (all of them without a day) count: switching scenarios
+        # regenerates exactly the days they touch. None active simulates the nominal bytes, so the key is
+        # left out and markers written without scenarios stay valid.
+        scenarios = self._scenarios() if day is None else self._scenarios().on_day(day)
+        if len(scenarios):
+            signature["scenarios"] = json.loads(scenarios.to_json())
+        return signature
 
     def ensure_catalog(self) -> None:
         store = self.store()
@@ -96,19 +114,26 @@ class SimulatedLandingZoneResource(LandingZoneResource):
         self.ensure_catalog()
         store = self.store()
         marker = self._marker(day)
-        if store.exists(marker) and json.loads(store.get_bytes(marker)) == self._simulation_signature():
+        signature = self._simulation_signature(day)
+        if store.exists(marker) and json.loads(store.get_bytes(marker)) == signature:
             return
         for stale in store.list_keys(day_prefix(day)):
             store.delete(stale)
         population = generate_population(self.population_size, self.seed)
+        scenarios = self._scenarios()
         for satellite_id in SATELLITE_IDS:
             downlink = simulate_satellite_day(
-                population, day, int(satellite_id), self.observations_per_satellite, self.seed
+                population,
+                day,
+                int(satellite_id),
+                self.observations_per_satellite,
+                self.seed,
+                scenarios=scenarios,
             )
             store.put_bytes(day_prefix(day) + downlink.file_name, downlink.data)
             if progress is not None:
                 progress(1)
-        store.put_bytes(marker, json.dumps(self._simulation_signature()).encode())
+        store.put_bytes(marker, json.dumps(signature).encode())
 
 
 class S3LandingZoneResource(LandingZoneResource):

@@ -3,6 +3,11 @@
 Each satellite observes asteroids in its sector at random ranges and phase angles; measurement noise
 grows with range and phase angle. Nominal link conditions add a few retransmitted duplicates, flipped
 bits (CRC failures), lost packets (sequence gaps) and now and then a truncated file tail.
+
+Drift scenarios (astromined.sim.scenarios) switched on for a (day, satellite) change what is observed
+(composition shift), how it is measured (gain drift, calibration step) or the link (corruption burst).
+With none active, the bytes are exactly those of the nominal simulation: scenario effects are applied only
+when present and never draw from the nominal random stream (garbage octets come from their own stream).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 from astromined import fleet, physics
 from astromined.sim.population import Population
+from astromined.sim.scenarios import NOMINAL, Effects, Scenarios
 from astromined.telemetry import packet_format as fmt
 from astromined.telemetry.encode import encode_packets
 
@@ -65,6 +71,46 @@ def _day_start(day: dt.date) -> float:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
 
 
+# Seeds the random stream of a corruption burst's garbage octets, apart from the nominal stream.
+_GARBAGE_STREAM = 0x6A7BA6E
+# The top five bits of a primary header's first octet (version, type, secondary header flag, APID bits).
+_HEADER_FIRST_OCTET_MASK = 0xF8
+_HEADER_FIRST_OCTET = (fmt.PACKET_VERSION << 5) | (fmt.PACKET_TYPE_TELEMETRY << 4) | (1 << 3)
+
+
+def _insert_garbage(
+    raw: bytearray, garbage_bytes: int, avoid: np.ndarray, rng: np.random.Generator
+) -> bytearray:
+    """Insert ``garbage_bytes`` random octets, in runs of 1..199, at boundaries between packets.
+
+    No garbage octet could start a packet header, so the decoder can never lock onto noise and reports
+    every run as ``unframed_bytes``. Runs go neither before the first packet nor around the last (file
+    truncation cuts the last one, which the decoder would then fold into the run), nor in front of a
+    packet in ``avoid`` (one with a flipped bit: the decoder would resume after it, with the same effect).
+    """
+    n_packets = len(raw) // fmt.PACKET_SIZE
+    boundaries = np.setdiff1d(np.arange(1, n_packets - 1), avoid)
+    if garbage_bytes <= 0 or len(boundaries) == 0:
+        return raw
+    lengths = []
+    remaining = garbage_bytes
+    while remaining > 0:
+        lengths.append(min(remaining, int(rng.integers(1, 2 * fmt.PACKET_SIZE))))
+        remaining -= lengths[-1]
+    where = np.sort(rng.choice(boundaries, size=len(lengths)))
+    noise = rng.integers(0, 256, garbage_bytes, dtype=np.uint8)
+    header_like = (noise & _HEADER_FIRST_OCTET_MASK) == _HEADER_FIRST_OCTET
+    noise[header_like] ^= 0x80
+    out = bytearray()
+    previous, used = 0, 0
+    for boundary, length in zip(where, lengths, strict=True):
+        out += raw[previous * fmt.PACKET_SIZE : int(boundary) * fmt.PACKET_SIZE]
+        out += noise[used : used + length].tobytes()
+        previous, used = int(boundary), used + length
+    out += raw[previous * fmt.PACKET_SIZE :]
+    return out
+
+
 def simulate_satellite_day(
     population: Population,
     day: dt.date,
@@ -72,9 +118,17 @@ def simulate_satellite_day(
     observations: int,
     seed: int,
     link: LinkConditions | None = None,
+    scenarios: Scenarios | None = None,
 ) -> Downlink:
-    """Encode one satellite's observations of one day into the bytes of its downlink file."""
+    """Encode one satellite's observations of one day into the bytes of its downlink file.
+
+    ``scenarios`` active for (day, satellite) are applied; an active corruption burst's rates replace
+    those of ``link``.
+    """
     link = link or LinkConditions()
+    effects: Effects = NOMINAL if scenarios is None else scenarios.effects(day, satellite_id)
+    if effects.link_rates:
+        link = dataclasses.replace(link, **dict(effects.link_rates))
     rng = np.random.default_rng([seed, day.toordinal(), satellite_id])
     table = population.table
     sector = int(fleet.sector_of_satellite(satellite_id))
@@ -82,6 +136,9 @@ def simulate_satellite_day(
     if len(members) == 0:
         members = np.arange(len(table))
     weights = np.sqrt(table["diameter_km"].to_numpy()[members])
+    preference = effects.sampling_factor(table["complex"].to_numpy()[members])
+    if preference is not None:
+        weights = weights * preference
     chosen = members[rng.choice(len(members), size=observations, p=weights / weights.sum())]
 
     start = _day_start(day)
@@ -95,6 +152,9 @@ def simulate_satellite_day(
     helio = table["semi_major_axis_au"].to_numpy()[chosen]
     reflectance = population.spectra[chosen] * albedo[:, None]
     reflectance = reflectance * (1.0 + noise_scale[:, None] * rng.standard_normal(reflectance.shape))
+    instrument = effects.reflectance_factor()  # detector gain × calibration per band
+    if instrument is not None:
+        reflectance = reflectance * instrument[None, :]
 
     payload = np.zeros(observations, dtype=fmt.PAYLOAD_DTYPE)
     payload["asteroid_id"] = table["asteroid_id"].to_numpy()[chosen]
@@ -103,7 +163,10 @@ def simulate_satellite_day(
     magnitude = physics.apparent_magnitude(
         table["absolute_magnitude"].to_numpy()[chosen], helio, range_km, phase
     )
-    payload["apparent_magnitude"] = magnitude + rng.normal(0.0, 0.03, observations)
+    measured_magnitude = magnitude + rng.normal(0.0, 0.03, observations)
+    if effects.gain != 1.0:
+        measured_magnitude = measured_magnitude + effects.magnitude_offset()
+    payload["apparent_magnitude"] = measured_magnitude
     payload["reflectance"] = np.clip(reflectance, 0.0, 2.0)
     flux = physics.thermal_flux(diameter, albedo, helio, range_km)
     payload["thermal_flux"] = flux * (
@@ -134,6 +197,9 @@ def simulate_satellite_day(
         # Flip one bit inside the payload of the chosen packet so its CRC no longer matches.
         octet = int(packet_index) * fmt.PACKET_SIZE + int(rng.integers(12, fmt.CRC_OFFSET))
         raw[octet] ^= 1 << int(rng.integers(0, 8))
+    if effects.garbage_bytes:
+        garbage_rng = np.random.default_rng([seed, day.toordinal(), satellite_id, _GARBAGE_STREAM])
+        raw = _insert_garbage(raw, effects.garbage_bytes, flips, garbage_rng)
     if len(raw) > fmt.PACKET_SIZE and rng.uniform() < link.truncated_file_rate:
         raw = raw[: len(raw) - int(rng.integers(1, fmt.PACKET_SIZE))]
 
