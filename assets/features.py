@@ -9,10 +9,22 @@ from assets.partitions import daily_partitions
 from astromined import lake_layout
 from astromined.features.engineering import MODEL_FEATURES, aggregate_by_asteroid, model_inputs
 from astromined.features.training_set import build_training_set, combine_days
+from astromined.features.validation import ValidationReport, validate_features, validate_training_set
 from astromined.storage import read_parquet, write_parquet
 from resources import LakeResource, LandingZoneResource
 
 FINITE_INPUTS = "model_inputs_finite"
+FEATURE_SCHEMA = "feature_schema_valid"
+TRAINING_SCHEMA = "training_set_schema_valid"
+
+
+def _schema_check(name: str, report: ValidationReport) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=report.passed,
+        description=report.message,
+        metadata={"failures": dg.MetadataValue.json(report.summary())},
+    )
 
 
 @dg.asset(
@@ -20,7 +32,15 @@ FINITE_INPUTS = "model_inputs_finite"
     partitions_def=daily_partitions,
     deps=["raw_telemetry"],
     kinds={"parquet"},
-    check_specs=[dg.AssetCheckSpec(FINITE_INPUTS, asset="asteroid_features", blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec(FINITE_INPUTS, asset="asteroid_features", blocking=True),
+        dg.AssetCheckSpec(
+            FEATURE_SCHEMA,
+            asset="asteroid_features",
+            blocking=True,
+            description="pandera schema of the feature table: dtypes, ranges, uniqueness",
+        ),
+    ],
     description="One row per asteroid observed that day: normalized spectrum, slope, band depths, "
     "albedo, radar albedo, rotation.",
 )
@@ -51,6 +71,7 @@ def asteroid_features(context: dg.AssetExecutionContext, lake: LakeResource):
         passed=problem is None,
         description=problem or "every row yields finite model inputs",
     )
+    yield _schema_check(FEATURE_SCHEMA, validate_features(features, context.partition_key))
 
 
 class TrainingSetConfig(dg.Config):
@@ -61,6 +82,7 @@ class TrainingSetConfig(dg.Config):
     group_name="training",
     deps=["asteroid_features"],
     kinds={"parquet"},
+    check_specs=[dg.AssetCheckSpec(TRAINING_SCHEMA, asset="training_set", blocking=True)],
     description="Labelled asteroids from the latest `window_days` feature partitions, split by asteroid id "
     "into train / validation / holdout.",
 )
@@ -69,7 +91,7 @@ def training_set(
     config: TrainingSetConfig,
     lake: LakeResource,
     landing_zone: LandingZoneResource,
-) -> dg.MaterializeResult:
+):
     store = lake.store()
     days = lake_layout.feature_days(store.list_keys(lake_layout.FEATURES_PREFIX))[-config.window_days :]
     if not days:
@@ -82,7 +104,7 @@ def training_set(
     write_parquet(store, lake_layout.TRAINING_SET, table)
     store.put_bytes(lake_layout.TRAINING_SET_MANIFEST, json.dumps({"partitions": days}).encode())
     splits = table["split"].value_counts().to_dict()
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(store.describe(lake_layout.TRAINING_SET)),
             "partitions": dg.MetadataValue.json(days),
@@ -94,6 +116,7 @@ def training_set(
             "features": dg.MetadataValue.json(MODEL_FEATURES),
         }
     )
+    yield _schema_check(TRAINING_SCHEMA, validate_training_set(table))
 
 
 defs = dg.Definitions(assets=[asteroid_features, training_set])

@@ -5,9 +5,12 @@ import json
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from astromined import lake_layout
+from astromined.environment import code_version
 from astromined.features.engineering import MODEL_FEATURES, model_inputs
+from astromined.features.reference_stats import ReferenceStatistics
 from astromined.features.training_set import combine_days
 from astromined.ml.dataset import split_arrays
 from astromined.ml.evaluate import (
@@ -35,6 +38,9 @@ GPU_STEP_TAGS = {
         }
     },
 }
+
+
+REFERENCE_STATS = "reference_stats.json"
 
 
 class CandidateConfig(dg.Config):
@@ -90,6 +96,10 @@ def candidate_model(
     )
     probabilities, metal = predict(result.model, validation.x)
     validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
+    # Drift is judged per day, so the reference is the window's daily partitions stacked, not the
+    # (multi-day averaged) training set itself.
+    daily = pd.concat([read_parquet(store, lake_layout.asteroid_features(day)) for day in partitions])
+    reference = ReferenceStatistics.from_frame(daily)
     version = ModelRegistry(store).register(
         result.model.cpu(),
         metrics={f"validation_{k}": v for k, v in validation_metrics.items()},
@@ -99,8 +109,10 @@ def candidate_model(
             "validation_rows": len(validation),
             "seed": config.seed,
             "device": str(device),
+            "code_version": code_version(),
             "dagster_run_id": context.run.run_id,
         },
+        attachments={REFERENCE_STATS: reference.to_json().encode()},
     )
     store.put_bytes(lake_layout.CANDIDATE_POINTER, json.dumps({"version": version}).encode())
     context.log.info(f"registered candidate {version} (best epoch {result.best_epoch})")

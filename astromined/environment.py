@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 from enum import StrEnum
 from pathlib import Path
 
@@ -75,6 +76,30 @@ class Settings:
 
 class ConfigurationError(ValueError):
     pass
+
+
+def code_version() -> str:
+    """What code produced an artifact: $ASTROMINED_CODE_VERSION (set by the image build), else git."""
+    if version := os.environ.get("ASTROMINED_CODE_VERSION"):
+        return version
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"git:{head}{'-dirty' if dirty else ''}"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -50,11 +50,21 @@ class ModelRegistry:
     def __init__(self, store: BlobStore):
         self.store = store
 
-    def register(self, model: CompositionNet, metrics: dict[str, float], lineage: dict[str, Any]) -> str:
-        """Store a model version; returns its version id. Re-registering identical weights is a no-op."""
+    def register(
+        self,
+        model: CompositionNet,
+        metrics: dict[str, float],
+        lineage: dict[str, Any],
+        attachments: dict[str, bytes] | None = None,
+    ) -> str:
+        """Store a model version; returns its version id. Re-registering identical weights is a no-op.
+
+        ``attachments`` (e.g. ``reference_stats.json``) are stored beside the weights, hashed in the manifest.
+        """
         weights = serialize_state(model)
         digest = hashlib.sha256(weights).hexdigest()
         version = f"m-{digest[:12]}"
+        attachments = attachments or {}
         manifest = {
             "version": version,
             "sha256": digest,
@@ -62,14 +72,33 @@ class ModelRegistry:
             "architecture": model.config.to_dict(),
             "metrics": metrics,
             "lineage": lineage,
+            "attachments": {
+                name: hashlib.sha256(data).hexdigest() for name, data in sorted(attachments.items())
+            },
             "registered_at": dt.datetime.now(dt.UTC).isoformat(),
         }
         if not self.store.exists(_version_key(version, "manifest.json")):
             self.store.put_bytes(_version_key(version, "model.pt"), weights)
+            for name, data in attachments.items():
+                self.store.put_bytes(_version_key(version, name), data)
+            # The manifest last: a version is visible only once everything it names is stored.
             self.store.put_bytes(
                 _version_key(version, "manifest.json"), json.dumps(manifest, indent=2).encode()
             )
         return version
+
+    def attachment(self, version: str, name: str) -> bytes:
+        """An attachment of a version, checked against the hash in its manifest."""
+        expected = self.manifest(version).get("attachments", {}).get(name)
+        if expected is None:
+            raise KeyError(f"model {version} has no attachment {name!r}")
+        try:
+            data = self.store.get_bytes(_version_key(version, name))
+        except BlobNotFoundError as exc:
+            raise ModelIntegrityError(f"model {version}: attachment {name} missing") from exc
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ModelIntegrityError(f"model {version}: attachment {name} does not match the manifest")
+        return data
 
     def manifest(self, version: str) -> dict[str, Any]:
         try:

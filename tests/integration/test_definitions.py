@@ -37,6 +37,8 @@ EXPECTED_CHECKS = {
     ("raw_telemetry", "quarantine_rate_below_threshold"),
     ("raw_telemetry", "every_satellite_reported"),
     ("asteroid_features", "model_inputs_finite"),
+    ("asteroid_features", "feature_schema_valid"),
+    ("training_set", "training_set_schema_valid"),
     ("uplink_package", "signature_verifies"),
     ("uplink_package", "within_size_budget"),
     ("uplink_package", "int8_parity"),

@@ -11,6 +11,8 @@ import assets.readiness
 import assets.telemetry
 import assets.uplink
 from astromined import lake_layout
+from astromined.features.engineering import MODEL_FEATURES
+from astromined.features.reference_stats import ReferenceStatistics
 from astromined.ml.registry import ModelRegistry
 from astromined.ml.uplink import verify_package
 from astromined.storage import read_parquet
@@ -62,6 +64,14 @@ def test_whole_graph_materializes_and_rerun_is_idempotent(tiny_resources):
         champion = registry.champion()
         candidate = _metadata(first, "candidate_model")["version"]
         assert champion["version"] == candidate
+        assert checks[("asteroid_features", "feature_schema_valid")]
+        assert checks[("training_set", "training_set_schema_valid")]
+        manifest = registry.manifest(candidate)
+        assert manifest["lineage"]["training_partitions"] == [DAY]
+        assert manifest["lineage"]["code_version"]
+        reference = ReferenceStatistics.from_json(registry.attachment(candidate, "reference_stats.json"))
+        assert reference.n_rows == len(features)  # the day's feature rows, not the training set
+        assert set(MODEL_FEATURES) <= set(reference.features)
         evaluation = _metadata(first, "model_evaluation")
         assert 0.0 <= evaluation["macro_f1"] <= 1.0
         # The model must have learned something: far better than guessing among 7 classes.

@@ -205,3 +205,16 @@ def test_parquet_round_trip(store):
     assert size == store.size("features/day.parquet")
     back = read_parquet(store, "features/day.parquet")
     pd.testing.assert_frame_equal(back, frame)
+
+
+def test_attachments_are_stored_hashed_and_verified(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    registry = ModelRegistry(store)
+    model = CompositionNet(ArchitectureConfig(feature_names=("a", "b"), classes=("S", "C"), hidden=4))
+    version = registry.register(model, {}, {}, attachments={"reference_stats.json": b'{"n_rows": 3}'})
+    assert registry.attachment(version, "reference_stats.json") == b'{"n_rows": 3}'
+    with pytest.raises(KeyError, match="no attachment"):
+        registry.attachment(version, "missing.json")
+    store.put_bytes(f"models/versions/{version}/reference_stats.json", b'{"n_rows": 4}')
+    with pytest.raises(ModelIntegrityError, match=r"reference_stats\.json"):
+        registry.attachment(version, "reference_stats.json")
