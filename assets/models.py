@@ -13,6 +13,7 @@ from astromined.features.engineering import MODEL_FEATURES, model_inputs
 from astromined.features.reference_stats import ReferenceStatistics
 from astromined.features.training_set import combine_days
 from astromined.ml.dataset import split_arrays
+from astromined.ml.distributed import train_distributed
 from astromined.ml.evaluate import (
     baseline_metrics,
     confusion,
@@ -49,6 +50,9 @@ class CandidateConfig(dg.Config):
     batch_size: int = 256
     learning_rate: float = 3e-3
     seed: int = 7
+    # Data-parallel workers (torch DDP: gloo on CPU, NCCL on GPU with one GPU per worker). 1 trains in the
+    # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match.
+    workers: int = 1
 
 
 @dg.asset(
@@ -76,24 +80,26 @@ def candidate_model(
                 f"validation loss {record['validation_loss']:.4f}"
             )
 
-    result = train_model(
-        ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES),
-        train.x,
-        train.y_class,
-        train.y_metal,
-        validation.x,
-        validation.y_class,
-        validation.y_metal,
-        device=device,
-        config=TrainConfig(
-            max_epochs=config.max_epochs,
-            patience=config.patience,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            seed=config.seed,
-        ),
-        on_epoch=log_epoch,
+    architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
+    train_config = TrainConfig(
+        max_epochs=config.max_epochs,
+        patience=config.patience,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        seed=config.seed,
     )
+    arrays = (train.x, train.y_class, train.y_metal, validation.x, validation.y_class, validation.y_metal)
+    if config.workers > 1:
+        result = train_distributed(
+            architecture,
+            *arrays,
+            workers=config.workers,
+            device_type=device.type,
+            config=train_config,
+            on_epoch=log_epoch,
+        )
+    else:
+        result = train_model(architecture, *arrays, device=device, config=train_config, on_epoch=log_epoch)
     probabilities, metal = predict(result.model, validation.x)
     validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
     # Drift is judged per day, so the reference is the window's daily partitions stacked, not the
@@ -120,6 +126,7 @@ def candidate_model(
         metadata={
             "version": version,
             "device": str(device),
+            "workers": config.workers,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "best_validation_loss": result.best_validation_loss,

@@ -115,3 +115,25 @@ def test_missing_landing_zone_day_fails_naming_the_partition(tiny_resources, tmp
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert f"no downlink files for partition {DAY}" in failure.step_failure_data.error.message
+
+
+def test_candidate_trains_data_parallel_with_two_gloo_workers(tiny_resources):
+    selection = [
+        assets.telemetry.raw_telemetry,
+        *assets.features.defs.assets,
+        assets.readiness.infrastructure_readiness,
+        assets.models.candidate_model,
+    ]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            selection,
+            partition_key=DAY,
+            resources=tiny_resources,
+            instance=instance,
+            run_config={"ops": {"candidate_model": {"config": {"workers": 2, "max_epochs": 30}}}},
+        )
+    assert result.success
+    candidate = _metadata(result, "candidate_model")
+    assert candidate["workers"] == 2
+    model, manifest = ModelRegistry(tiny_resources["lake"].store()).load(candidate["version"])
+    assert manifest["metrics"]["validation_accuracy"] > 0.5
