@@ -135,5 +135,5 @@ def test_candidate_trains_data_parallel_with_two_gloo_workers(tiny_resources):
     assert result.success
     candidate = _metadata(result, "candidate_model")
     assert candidate["workers"] == 2
-    model, manifest = ModelRegistry(tiny_resources["lake"].store()).load(candidate["version"])
+    _model, manifest = ModelRegistry(tiny_resources["lake"].store()).load(candidate["version"])
     assert manifest["metrics"]["validation_accuracy"] > 0.5
