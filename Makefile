@@ -8,12 +8,15 @@ BIN := $(VENV)/bin
 STATE := .state
 export ASTROMINED_STATE_DIR ?= $(CURDIR)/$(STATE)
 
-.PHONY: help run dev test lint unit integration e2e system-tools simulate clean
+.PHONY: help run dev test lint unit integration e2e system-tools simulate clean exporter dashboards demo-k8s
 
 help:
 	@echo "make run    - set up .venv and materialize every asset for the latest complete day (local)"
 	@echo "make test   - set up .venv (+ test tools) and run ruff and the whole test suite"
 	@echo "make dev    - the Dagster web UI and daemon on http://127.0.0.1:3000 (local)"
+	@echo "make demo-k8s - the whole graph through the multi-cluster executor on two simulated clusters"
+	@echo "make exporter - pipeline metrics for Prometheus on http://127.0.0.1:9464/metrics (local)"
+	@echo "make dashboards - regenerate the Grafana dashboards in infra/monitoring/dashboards/ (commit them)"
 	@echo "make lint | unit | integration | e2e | clean"
 
 $(BIN)/python:
@@ -32,8 +35,19 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 run: $(VENV)/.installed
 	$(BIN)/astromined run
 
+# Every step a Kubernetes Job on simulated EKS-A / EKS clusters; prints where each step ran and why.
+demo-k8s: $(VENV)/.installed
+	$(BIN)/python -m astromined.placement.demo
+
 dev: $(VENV)/.installed
 	DAGSTER_HOME=$$($(BIN)/astromined home) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+exporter: $(VENV)/.installed
+	DAGSTER_HOME=$$($(BIN)/astromined home) $(BIN)/astromined exporter --host 127.0.0.1 --port 9464
+
+# Grafana dashboards as code (astromined/monitoring/dashboards/); a test fails if the JSON is stale.
+dashboards: $(VENV)/.installed
+	$(BIN)/python -m astromined.monitoring.dashboards
 
 system-tools:
 	bash .ci/ensure-system-tools

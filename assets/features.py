@@ -1,11 +1,13 @@
 """asteroid_features[day] and training_set: per-asteroid features and the labelled rolling window."""
 
+import io
 import json
 
 import dagster as dg
 import numpy as np
+import pyarrow.parquet as pq
 
-from assets.partitions import daily_partitions
+from assets.partitions import daily_partitions, partition_day
 from astromined import lake_layout
 from astromined.features.engineering import MODEL_FEATURES, aggregate_by_asteroid, model_inputs
 from astromined.features.training_set import build_training_set, combine_days
@@ -41,13 +43,19 @@ def _schema_check(name: str, report: ValidationReport) -> dg.AssetCheckResult:
             description="pandera schema of the feature table: dtypes, ranges, uniqueness",
         ),
     ],
-    description="One row per asteroid observed that day: normalized spectrum, slope, band depths, "
-    "albedo, radar albedo, rotation.",
+    description="One row per asteroid observed that day, after each satellite's calibration: normalized "
+    "spectrum, slope, band depths, albedo, radar albedo, rotation.",
 )
-def asteroid_features(context: dg.AssetExecutionContext, lake: LakeResource):
+def asteroid_features(
+    context: dg.AssetExecutionContext, lake: LakeResource, landing_zone: LandingZoneResource
+):
     store = lake.store()
-    observations = read_parquet(store, lake_layout.raw_observations(context.partition_key))
-    features = aggregate_by_asteroid(observations)
+    calibration = landing_zone.fleet_calibration(partition_day(context))
+    # Arrow straight into Polars: no pandas copy of the day's observations.
+    observations = pq.read_table(
+        io.BytesIO(store.get_bytes(lake_layout.raw_observations(context.partition_key)))
+    )
+    features = aggregate_by_asteroid(observations, calibration)
     key = lake_layout.asteroid_features(context.partition_key)
     write_parquet(store, key, features)
     try:
@@ -59,7 +67,9 @@ def asteroid_features(context: dg.AssetExecutionContext, lake: LakeResource):
         metadata={
             "path": dg.MetadataValue.path(store.describe(key)),
             "dagster/row_count": len(features),
-            "observations": len(observations),
+            "observations": observations.num_rows,
+            "calibration_version": calibration.version,
+            "calibration_valid_from": calibration.valid_from.isoformat(),
             "median_observations_per_asteroid": float(np.median(features["n_observations"]))
             if len(features)
             else 0.0,

@@ -12,6 +12,7 @@ from resources import LakeResource, LandingZoneResource
 RECONCILES = "packets_reconcile"
 QUARANTINE_RATE = "quarantine_rate_below_threshold"
 ALL_SATELLITES = "every_satellite_reported"
+NEWEST_DOWNLINK_LANDED_AT = "newest_downlink_landed_at"
 
 
 class RawTelemetryConfig(dg.Config):
@@ -54,6 +55,8 @@ def raw_telemetry(
         raise dg.Failure(
             description=f"no downlink files for partition {day} in the landing zone ({where})",
         )
+    # Where the data-to-model latency starts (uplink_package reads it back from this metadata).
+    newest_landed_at = landing_zone.newest_landed_at(downlinks)
     context.log.info(f"ingesting {len(downlinks)} downlink files for {day}")
     done = {"n": 0}
 
@@ -100,6 +103,7 @@ def raw_telemetry(
             "quarantine_by_reason": dg.MetadataValue.json(by_reason),
             "satellites_reporting": reporting,
             "lost_packets_estimate": lost,
+            NEWEST_DOWNLINK_LANDED_AT: dg.MetadataValue.timestamp(newest_landed_at),
             "dagster/row_count": result.packets_ok,
             **{f"latency_{name}_s": round(value, 1) for name, value in latency.items()},
         }

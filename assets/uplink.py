@@ -1,9 +1,11 @@
 """uplink_package: the champion, quantized to int8, checked for parity, signed for the fleet."""
 
+import datetime as dt
 import json
 
 import dagster as dg
 
+from assets.telemetry import NEWEST_DOWNLINK_LANDED_AT
 from astromined import lake_layout
 from astromined.ml.dataset import split_arrays
 from astromined.ml.quantize import parity, quantize, to_npz_bytes
@@ -15,6 +17,21 @@ from resources import LakeResource, UplinkSigningKeyResource
 SIGNATURE_VERIFIES = "signature_verifies"
 SIZE_BUDGET = "within_size_budget"
 INT8_PARITY = "int8_parity"
+
+
+def newest_downlink_landed_at(instance: dg.DagsterInstance, partitions: list[str]) -> float | None:
+    """When the newest downlink file of the model's newest training partition landed, as recorded by
+    that partition's latest raw_telemetry materialization; None when it is not recorded."""
+    if not partitions:
+        return None
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_telemetry"), asset_partitions=[max(partitions)]),
+        limit=1,
+    )
+    if not result.records:
+        return None
+    landed = result.records[0].asset_materialization.metadata.get(NEWEST_DOWNLINK_LANDED_AT)
+    return None if landed is None else float(landed.value)
 
 
 class UplinkConfig(dg.Config):
@@ -83,6 +100,17 @@ def uplink_package(
     context.log.info(
         f"uplink package for {champion['version']}: {len(package)} bytes at {store.describe(key)}"
     )
+    signed_at = dt.datetime.fromisoformat(package_manifest["created_at"]).timestamp()
+    training_partitions = list(manifest.get("lineage", {}).get("training_partitions", []))
+    landed_at = newest_downlink_landed_at(context.instance, training_partitions)
+    latency = {}
+    if landed_at is None:
+        context.log.warning(
+            "no newest_downlink_landed_at recorded for the champion's newest training partition "
+            f"{max(training_partitions, default='(none)')}: data_to_model_latency_s not reported"
+        )
+    else:
+        latency = {"data_to_model_latency_s": round(max(signed_at - landed_at, 0.0), 3)}
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(store.describe(key)),
@@ -90,6 +118,8 @@ def uplink_package(
             "size_bytes": len(package),
             "top1_agreement_int8": agreement["top1_agreement"],
             "max_probability_error_int8": agreement["max_probability_error"],
+            "signed_at": dg.MetadataValue.timestamp(signed_at),
+            **latency,
         }
     )
     yield dg.AssetCheckResult(check_name=SIGNATURE_VERIFIES, passed=verified, description=why)

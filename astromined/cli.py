@@ -6,6 +6,7 @@ astromined model list                      registered model versions and the cha
 astromined model rollback VERSION          point the champion at an earlier version
 astromined model verify-package [VERSION]  verify an uplink package's signature as a satellite would
 astromined home                            prepare DAGSTER_HOME and print its path (used by `make dev`)
+astromined exporter [--host H] [--port P]  serve pipeline metrics on /metrics for Prometheus
 """
 
 from __future__ import annotations
@@ -159,6 +160,19 @@ def _cmd_model_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_exporter_arguments(parser: argparse.ArgumentParser) -> None:
+    from astromined.monitoring.options import add_arguments
+
+    add_arguments(parser)
+
+
+def _cmd_exporter(settings: Settings, args: argparse.Namespace) -> int:
+    from astromined.monitoring.exporter import serve
+
+    ensure_dagster_home(settings)
+    return serve(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="astromined", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(handler=_cmd_simulate)
     home = sub.add_parser("home", help="prepare DAGSTER_HOME and print it")
     home.set_defaults(handler=_cmd_home)
+    exporter = sub.add_parser("exporter", help="serve pipeline metrics from the Dagster instance on /metrics")
+    _add_exporter_arguments(exporter)
+    exporter.set_defaults(handler=_cmd_exporter)
     model = sub.add_parser("model", help="the model registry")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     model_sub.add_parser("list").set_defaults(handler=_cmd_model_list)

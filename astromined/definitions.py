@@ -12,7 +12,8 @@ import assets.models
 import assets.readiness
 import assets.telemetry
 import assets.uplink
-import astromined.automation
+from astromined.automation import build_automation
+from astromined.automation.freshness import with_freshness_policies
 from astromined.environment import Environment, Settings, load_settings
 from resources import build_resources
 
@@ -22,7 +23,6 @@ LAYERS = (
     assets.features.defs,
     assets.models.defs,
     assets.uplink.defs,
-    astromined.automation.defs,
 )
 
 
@@ -30,16 +30,22 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition:
     if settings.environment is Environment.LOCAL:
         # Multiprocess costs ~3.4 s per step here; the local graph is small enough to run in one process.
         return dg.in_process_executor
-    from dagster_k8s import k8s_job_executor
+    # Each step a Kubernetes Job on on-prem EKS-A first, spilling GPU steps to EKS (docs/kubernetes.md).
+    from astromined.environment import REPO_ROOT
+    from astromined.placement.executor import production_executor
 
-    return k8s_job_executor
+    return production_executor(REPO_ROOT)
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions.merge(
+def build_definitions(settings: Settings, executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """``executor`` overrides the environment's (make demo-k8s runs the local graph on Kubernetes)."""
+    merged = dg.Definitions.merge(
         *LAYERS,
-        dg.Definitions(resources=build_resources(settings), executor=executor_for(settings)),
+        build_automation(settings),
+        dg.Definitions(resources=build_resources(settings), executor=executor or executor_for(settings)),
     )
+    # Cross-cutting policy, once for every layer: freshness (astromined/automation/freshness.py).
+    return with_freshness_policies(merged)
 
 
 @dg.definitions

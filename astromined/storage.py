@@ -35,6 +35,7 @@ class BlobStore(Protocol):
     def list_keys(self, prefix: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def size(self, key: str) -> int: ...
+    def modified_at(self, key: str) -> float: ...
     def put_file(self, key: str, path: Path) -> None: ...
     def staging_dir(self) -> Path | None: ...
 
@@ -118,6 +119,13 @@ class LocalBlobStore:
     def size(self, key: str) -> int:
         try:
             return self.path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
+
+    def modified_at(self, key: str) -> float:
+        """Unix time the object was last written (the file's modification time)."""
+        try:
+            return self.path(key).stat().st_mtime
         except FileNotFoundError as exc:
             raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
 
@@ -221,6 +229,14 @@ class S3BlobStore:
             return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
         except self.client.exceptions.ClientError as exc:
             raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
+
+    def modified_at(self, key: str) -> float:
+        """Unix time the object was last written (S3 LastModified)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            raise BlobNotFoundError(f"no object at {self.describe(key)}") from exc
+        return head["LastModified"].timestamp()
 
 
 def write_parquet(store: BlobStore, key: str, frame: pd.DataFrame) -> int:

@@ -1,7 +1,7 @@
-"""The per-asteroid aggregation of asteroid_features, in pandas (the project's code) and three other engines.
+"""The per-asteroid aggregation of asteroid_features: Polars (the product's code) against pandas and others.
 
 Usage:  .venv/bin/python benchmarks/feature_aggregation.py [--satellites 500] [--observations 2000 8000]
-        (polars and duckdb come with the optional dependency group ``bench``: pip install -e '.[bench]')
+        (polars is a product dependency; duckdb comes with the group ``bench``: pip install -e '.[bench]')
 
 Input: one simulated day decoded exactly as the raw_telemetry asset does it (the fleet simulator's CCSDS
 files, shared with benchmarks/telemetry_throughput.py under .state/bench/, then
@@ -9,18 +9,23 @@ astromined.telemetry.ingest.stream_day into Parquet, cached as observations-<day
 size per ``--observations`` value (observations per satellite before link losses).
 
 What is computed, by every engine, from the day's Arrow table (as read from Parquet) to the pandas feature
-table the asset writes: the per-observation quantities (reflectance normalized at 0.55 µm, radiometric
-albedo from thermal flux and magnitude, sector of the satellite), then per asteroid the medians of the 11
-normalized bands, albedo, rotation period and light-curve amplitude, the mean radar albedo (NaN when never
-measured), the number of observations, the number of distinct satellites and the sector; then spectral
-slope and band depths from the medians (``engineering.spectral_shape``, numpy, on one row per asteroid).
+table the asset writes: each satellite's calibration removed (reflectance / gain per band, magnitude − zero
+point; the simulated fleet's table for seed 42), the per-observation quantities (reflectance normalized at
+0.55 µm, radiometric albedo from thermal flux and magnitude, sector of the satellite), then per asteroid
+the medians of the 11 normalized bands, albedo, rotation period and light-curve amplitude, the mean radar
+albedo (NaN when never measured), the number of observations, the number of distinct satellites and the
+sector; then spectral slope and band depths from the medians (``engineering.spectral_shape``, numpy, on
+one row per asteroid).
 
-  pandas            table.to_pandas() + engineering.aggregate_by_asteroid (what the asset does): baseline
+  pandas            baseline: calibration by a numpy gather, table.to_pandas() and the pandas groupby
+                    implementation the product used until 2026-11 (``pandas_features`` below)
   pandas-projected  the same with only the 21 columns the aggregation reads converted to pandas
-  polars            lazy frame: expressions per observation, group_by().agg(), sort, to_pandas
-  duckdb            one SQL query on the Arrow table (median = exact, interpolated), .df()
-  arrow-numpy       Arrow sort_indices by asteroid, numpy per-observation arithmetic, per-group medians
-                    from one sort of padded blocks bucketed by group size, np.*.reduceat for the rest
+  polars            the product: engineering.aggregate_by_asteroid (Arrow → Polars, calibration joined,
+                    lazy expressions per observation, group_by().agg(), sort, to_pandas)
+  duckdb            calibration by a numpy gather, one SQL query on the Arrow table (exact median), .df()
+  arrow-numpy       calibration by a numpy gather, Arrow sort_indices by asteroid, numpy per-observation
+                    arithmetic, per-group medians from one sort of padded blocks bucketed by group size,
+                    np.*.reduceat for the rest
 
 Before anything is timed, every engine's table is checked against pandas (same rows, columns and dtypes;
 floats within rtol 1e-9, NaN in the same places). Each measurement runs in a fresh child process, once
@@ -53,6 +58,7 @@ import pandas as pd  # noqa: E402
 
 from astromined import fleet, physics  # noqa: E402
 from astromined.features import engineering as eng  # noqa: E402
+from astromined.sim.instrument import nominal_response  # noqa: E402
 from astromined.telemetry.packet_format import NORMALIZATION_BAND  # noqa: E402
 
 DAY = dt.date(2026, 6, 15)
@@ -76,6 +82,9 @@ ALBEDO_K0 = (
     / (4.0 * physics.AU_KM**2)
 )
 INT_COLUMNS = ["asteroid_id", "sector", "n_observations", "n_satellites"]
+# The simulated fleet's calibration (benchmarks/telemetry_throughput.py simulates with seed 42). Days cached
+# before the fleet had a detector response are calibrated all the same: the work, not the values, is timed.
+CALIBRATION = nominal_response(42)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -91,57 +100,61 @@ def _finish(table: pd.DataFrame) -> pd.DataFrame:
     return table[eng.FEATURE_TABLE_COLUMNS]
 
 
+def _calibrated(table):
+    """The Arrow table with each satellite's response removed (float64 reflectance and magnitude)."""
+    import pyarrow as pa
+
+    rows = CALIBRATION.rows_for(table.column("satellite_id").to_numpy())
+    changes = {
+        name: table.column(name).to_numpy().astype(np.float64) / CALIBRATION.gains[rows, band]
+        for band, name in enumerate(eng.RAW_REFLECTANCE)
+    }
+    changes["apparent_magnitude"] = (
+        table.column("apparent_magnitude").to_numpy().astype(np.float64) - CALIBRATION.zero_points_mag[rows]
+    )
+    for name, values in changes.items():
+        table = table.set_column(table.schema.get_field_index(name), name, pa.array(values))
+    return table
+
+
+def pandas_features(observations: pd.DataFrame) -> pd.DataFrame:
+    """The pandas implementation the product used until 2026-11, on calibrated observations."""
+    raw = observations[eng.RAW_REFLECTANCE].to_numpy(np.float64)
+    reference = raw[:, NORMALIZATION_BAND : NORMALIZATION_BAND + 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        normalized = np.where(reference > 0, raw / reference, np.nan)
+    per_obs = pd.DataFrame(
+        normalized[:, eng.NORMALIZED_BANDS], columns=eng.NORMALIZED_REFLECTANCE, index=observations.index
+    )
+    per_obs["asteroid_id"] = observations["asteroid_id"].to_numpy()
+    per_obs["satellite_id"] = observations["satellite_id"].to_numpy()
+    per_obs["sector"] = fleet.sector_of_satellite(observations["satellite_id"].to_numpy())
+    per_obs["albedo"] = physics.albedo_from_flux_and_magnitude(
+        observations["thermal_flux"].to_numpy(np.float64),
+        observations["apparent_magnitude"].to_numpy(np.float64),
+        observations["phase_angle_deg"].to_numpy(np.float64),
+    )
+    for name in ("radar_albedo", "rotation_period_h", "lightcurve_amplitude_mag"):
+        per_obs[name] = observations[name].to_numpy(np.float64)
+    grouped = per_obs.groupby("asteroid_id", sort=True)
+    table = grouped[MEDIAN_COLUMNS].median().reset_index()
+    table["radar_albedo"] = grouped["radar_albedo"].mean().to_numpy()
+    table["n_observations"] = grouped.size().to_numpy()
+    table["n_satellites"] = grouped["satellite_id"].nunique().to_numpy()
+    table["sector"] = grouped["sector"].min().to_numpy()
+    return _finish(table)
+
+
 def run_pandas(table) -> pd.DataFrame:
-    return eng.aggregate_by_asteroid(table.to_pandas())
+    return pandas_features(_calibrated(table).to_pandas())
 
 
 def run_pandas_projected(table) -> pd.DataFrame:
-    return eng.aggregate_by_asteroid(table.select(INPUT_COLUMNS).to_pandas())
+    return pandas_features(_calibrated(table.select(INPUT_COLUMNS)).to_pandas())
 
 
 def run_polars(table) -> pd.DataFrame:
-    import polars as pl
-
-    def measured(name: str) -> pl.Expr:
-        # NaN is a value to polars (it sorts above everything); pandas skips it like a missing value.
-        return pl.col(name).cast(pl.Float64).fill_nan(None)
-
-    reference = measured(REFERENCE)
-    normalized = [
-        pl.when(reference > 0).then(measured(eng.RAW_REFLECTANCE[i]) / reference).alias(name)
-        for i, name in zip(eng.NORMALIZED_BANDS, eng.NORMALIZED_REFLECTANCE, strict=True)
-    ]
-    reduced = measured("apparent_magnitude") - physics.PHASE_COEFFICIENT_MAG_PER_DEG * measured(
-        "phase_angle_deg"
-    )
-    k = ALBEDO_K0 * (reduced * (-0.4 * np.log(10.0))).exp()
-    albedo = (1.0 / (measured("thermal_flux") / k + physics.PHASE_INTEGRAL)).alias("albedo")
-    # Sorting first (eagerly: a lazy sort before group_by does not help) makes each group's rows
-    # contiguous; the per-group medians then run ~3× faster than on the day's order.
-    result = (
-        pl.from_arrow(table.select(INPUT_COLUMNS))
-        .sort("asteroid_id")
-        .lazy()
-        .select(
-            "asteroid_id",
-            "satellite_id",
-            ((pl.col("satellite_id").cast(pl.Int64) - 1) % fleet.N_SECTORS).alias("sector"),
-            *normalized,
-            albedo,
-            *[measured(c) for c in ("radar_albedo", "rotation_period_h", "lightcurve_amplitude_mag")],
-        )
-        .group_by("asteroid_id")
-        .agg(
-            *[pl.col(c).median() for c in MEDIAN_COLUMNS],
-            pl.col("radar_albedo").mean(),
-            pl.len().alias("n_observations"),
-            pl.col("satellite_id").n_unique().alias("n_satellites"),
-            pl.col("sector").min(),
-        )
-        .sort("asteroid_id")
-        .collect()
-    )
-    return _finish(result.to_pandas())
+    return eng.aggregate_by_asteroid(table, CALIBRATION)
 
 
 def _duckdb_query() -> str:
@@ -194,7 +207,7 @@ def run_duckdb(table) -> pd.DataFrame:
     import duckdb
 
     with duckdb.connect(config={"threads": os.environ.get("BENCH_THREADS", str(os.cpu_count()))}) as con:
-        con.register("observations", table)
+        con.register("observations", _calibrated(table))
         return _finish(con.sql(_duckdb_query()).df())
 
 
@@ -262,6 +275,8 @@ def _grouped_median(
 
 
 def run_arrow_numpy(table) -> pd.DataFrame:
+    table = _calibrated(table)
+
     def column(name: str, dtype=np.float64) -> np.ndarray:
         return table.column(name).to_numpy().astype(dtype, copy=False)
 

@@ -4,8 +4,8 @@ Usage:  .venv/bin/python benchmarks/training_throughput.py [--rows 20000] [--epo
                                                            [--profile]
 
 Data: model inputs of a simulated training set. A simulated day (``--satellites`` × ``--observations``,
-fleet simulator, CCSDS, ``ingest_day``) is aggregated by ``aggregate_by_asteroid`` and turned into
-``model_inputs``; labels (complex, metal richness) come from the simulated population. ``--rows``
+fleet simulator, CCSDS, ``ingest_day``) is calibrated and aggregated by ``aggregate_by_asteroid`` and
+turned into ``model_inputs``; labels (complex, metal richness) come from the simulated population. ``--rows``
 asteroids train, 15 % as many validate (the training_set split proportions).
 
 Both sides train a fresh CompositionNet (default ArchitectureConfig over MODEL_FEATURES and COMPLEXES) on
@@ -63,6 +63,7 @@ class Data:
 
 def simulated_training_set(rows: int, satellites: int, observations: int, seed: int = 42) -> Data:
     from astromined.sim.downlink import simulate_satellite_day
+    from astromined.sim.instrument import nominal_response
     from astromined.sim.population import generate_population
     from astromined.telemetry.ingest import ingest_day
 
@@ -73,7 +74,7 @@ def simulated_training_set(rows: int, satellites: int, observations: int, seed: 
         for satellite in range(1, satellites + 1)
     ]
     day = ingest_day(DAY, [(d.file_name, lambda d=d: d.data) for d in downlinks])
-    features = aggregate_by_asteroid(day.observations)
+    features = aggregate_by_asteroid(day.observations, nominal_response(seed))
     truth = population.table.set_index("asteroid_id").loc[features["asteroid_id"]]
     if len(features) < rows + validation_rows:
         raise SystemExit(
@@ -205,6 +206,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--rounds", type=int, default=20, help="timed runs of each side per thread setting")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        help="torch thread counts to measure (default: 1 and torch's default)",
+    )
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -222,7 +229,7 @@ def main() -> None:
     print("verified: the bare loop's per-epoch training loss equals train_model's history", flush=True)
     results = []
     all_cores = os.sched_getaffinity(0)
-    for threads in (1, default_threads):
+    for threads in args.threads or (1, default_threads):
         # One thread runs pinned to one core (no migrations); the default uses every core it may.
         os.sched_setaffinity(0, set(sorted(all_cores)[:1]) if threads == 1 else all_cores)
         torch.set_num_threads(threads)

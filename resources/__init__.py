@@ -4,12 +4,14 @@ import dagster as dg
 
 from astromined.environment import Environment, Settings
 from astromined.sim.scenarios import PRESETS
+from resources.alerting import AlertmanagerResource
 from resources.compute import ComputeResource
 from resources.lake import LakeResource, LocalLakeResource, S3LakeResource
 from resources.landing_zone import LandingZoneResource, S3LandingZoneResource, SimulatedLandingZoneResource
 from resources.signing import UplinkSigningKeyResource
 
 __all__ = [
+    "AlertmanagerResource",
     "ComputeResource",
     "LakeResource",
     "LandingZoneResource",
@@ -30,6 +32,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
                 scenarios_json=PRESETS[settings.drift].to_json(),
             ),
             "compute": ComputeResource(),
+            # Alertmanager and the Dagster UI on loopback, at their usual local ports.
+            "alertmanager": AlertmanagerResource(),
             "signing_key": UplinkSigningKeyResource(
                 private_key_path=str(settings.signing_key_path), create_if_missing=True
             ),
@@ -47,6 +51,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             endpoint_url=dg.EnvVar("ASTROMINED_S3_ENDPOINT_URL"),
         ),
         "compute": ComputeResource(),
+        "alertmanager": AlertmanagerResource(
+            url=dg.EnvVar("ASTROMINED_ALERTMANAGER_URL"),
+            dagster_ui_url=dg.EnvVar("ASTROMINED_DAGSTER_UI_URL"),
+        ),
         "signing_key": UplinkSigningKeyResource(
             private_key_path="/var/run/secrets/astromined/uplink_signing_key.pem"
         ),

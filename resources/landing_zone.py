@@ -5,6 +5,7 @@ fills (the simulator, not a mock: real CCSDS bytes, real faults). Layout in both
 
     downlinks/<YYYY-MM-DD>/sat-NNN_<received>.ccsds
     catalog/survey_labels.parquet
+    calibration/fleet_response_vNNNN.json   (the fleet calibration table, one file per version)
 """
 
 import dataclasses
@@ -14,8 +15,17 @@ import json
 import dagster as dg
 import pandas as pd
 
+from astromined.calibration import (
+    CALIBRATION_PREFIX,
+    CalibrationError,
+    FleetCalibration,
+    calibration_key,
+    is_calibration_key,
+    select_for_day,
+)
 from astromined.fleet import SATELLITE_IDS
 from astromined.sim.downlink import simulate_satellite_day
+from astromined.sim.instrument import nominal_response
 from astromined.sim.population import generate_population, survey_catalog
 from astromined.sim.scenarios import Scenarios
 from astromined.storage import BlobStore, LocalBlobStore, S3BlobStore, read_parquet, write_parquet
@@ -55,6 +65,13 @@ class LandingZoneResource(dg.ConfigurableResource):
     def read(self, key: str) -> bytes:
         return self.store().get_bytes(key)
 
+    def newest_landed_at(self, downlinks: list[DownlinkObject]) -> float:
+        """Unix time the newest of these downlink files landed (file mtime / S3 LastModified)."""
+        if not downlinks:
+            raise ValueError("newest_landed_at() needs at least one downlink file")
+        store = self.store()
+        return max(store.modified_at(d.key) for d in downlinks)
+
     def days_with_downlinks(self) -> list[str]:
         return sorted({k.split("/")[1] for k in self.store().list_keys("downlinks/") if k.count("/") >= 2})
 
@@ -63,6 +80,26 @@ class LandingZoneResource(dg.ConfigurableResource):
         if not store.exists(CATALOG_KEY):
             raise LandingZoneMissingError(f"survey catalog not found at {store.describe(CATALOG_KEY)}")
         return read_parquet(store, CATALOG_KEY)
+
+    def fleet_calibrations(self) -> list[FleetCalibration]:
+        """Every delivered version of the fleet calibration table (a file's name must match its version)."""
+        store = self.store()
+        versions = []
+        for key in sorted(k for k in store.list_keys(CALIBRATION_PREFIX) if is_calibration_key(k)):
+            calibration = FleetCalibration.from_json(store.get_bytes(key), store.describe(key))
+            if calibration_key(calibration.version) != key:
+                raise CalibrationError(f"{store.describe(key)} holds version {calibration.version}")
+            versions.append(calibration)
+        return versions
+
+    def fleet_calibration(self, day: dt.date) -> FleetCalibration:
+        """The calibration version in force on ``day`` (latest valid_from on or before it)."""
+        versions = self.fleet_calibrations()
+        if not versions:
+            raise LandingZoneMissingError(
+                f"no fleet calibration table at {self.store().describe(CALIBRATION_PREFIX)}"
+            )
+        return select_for_day(versions, day)
 
 
 class LocalLandingZoneResource(LandingZoneResource):
@@ -109,9 +146,21 @@ class SimulatedLandingZoneResource(LocalLandingZoneResource):
             population = generate_population(self.population_size, self.seed)
             write_parquet(store, CATALOG_KEY, survey_catalog(population))
 
+    def ensure_calibration(self) -> None:
+        """Deliver the simulated fleet's lab calibration (version 1) unless it is already there."""
+        store = self.store()
+        lab = nominal_response(self.seed)
+        if not store.exists(calibration_key(lab.version)):
+            store.put_bytes(calibration_key(lab.version), lab.to_json())
+
+    def fleet_calibration(self, day: dt.date) -> FleetCalibration:
+        self.ensure_calibration()
+        return super().fleet_calibration(day)
+
     def prepare_day(self, day: dt.date, progress=None) -> None:
         """Simulate the day's downlinks unless this exact simulation already wrote them (idempotent)."""
         self.ensure_catalog()
+        self.ensure_calibration()
         store = self.store()
         marker = self._marker(day)
         signature = self._simulation_signature(day)

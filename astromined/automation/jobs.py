@@ -1,8 +1,23 @@
-"""Jobs: the main downlink-to-uplink job and the readiness probe."""
+"""Jobs: everything (downlink to uplink), ingest only (arrivals, backfills), retrain only, readiness."""
 
 import dagster as dg
 
 MAIN_JOB_NAME = "downlink_to_uplink"
+INGEST_JOB_NAME = "ingest_downlinks"
+RETRAIN_JOB_NAME = "retrain_champion"
+READINESS_JOB_NAME = "readiness_check"
+
+# Everything downstream of the daily features: retrain, evaluate, promote, rank, package. Unpartitioned.
+RETRAIN_ASSETS = (
+    "infrastructure_readiness",
+    "training_set",
+    "candidate_model",
+    "model_evaluation",
+    "champion_model",
+    "sector_rankings",
+    "uplink_package",
+)
+INGEST_ASSETS = ("raw_telemetry", "asteroid_features")
 
 downlink_to_uplink = dg.define_asset_job(
     MAIN_JOB_NAME,
@@ -12,13 +27,20 @@ downlink_to_uplink = dg.define_asset_job(
 )
 
 ingest_day_job = dg.define_asset_job(
-    "ingest_downlinks",
-    selection=dg.AssetSelection.assets("raw_telemetry", "asteroid_features"),
+    INGEST_JOB_NAME,
+    selection=dg.AssetSelection.assets(*INGEST_ASSETS),
     description="Telemetry and features for one day, without retraining (used for backfills and arrivals).",
 )
 
+retrain_job = dg.define_asset_job(
+    RETRAIN_JOB_NAME,
+    selection=dg.AssetSelection.assets(*RETRAIN_ASSETS),
+    description="Retrain on the current feature window, evaluate, promote if better, rank sectors and "
+    "package the champion — no ingestion. Requested by the drift sensor; run it by hand after a backfill.",
+)
+
 readiness_job = dg.define_asset_job(
-    "readiness_check",
+    READINESS_JOB_NAME,
     selection=dg.AssetSelection.assets("infrastructure_readiness"),
     description="Probe the infrastructure the pipeline depends on.",
 )

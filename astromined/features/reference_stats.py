@@ -33,7 +33,8 @@ test_reference_stats.py, and the ``demo`` preset at the default scale, reference
 PSI of an unchanged distribution grows like (bins − 1) / rows, so score partitions of a few hundred rows or
 more. Drift confined to a few satellites or sectors (the demo's 15 March gain drift on 4 satellites and
 M-type shift in 2 sectors) does not move fleet-wide distributions (all PSI < 0.002 at the default scale):
-it needs references and scores per sector or satellite group.
+it needs references and scores per sector or satellite group: ``astromined.features.drift`` adds the
+champion's predicted class mix per sector, which finds the composition shift (docs/automation.md).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ PSI_DRIFT_THRESHOLD = 0.2
 KS_PVALUE_THRESHOLD = 1e-3
 
 # Feature-table columns model_inputs needs finite (radar_albedo may be NaN: not measured).
-_MODEL_SOURCE_COLUMNS = [
+MODEL_SOURCE_COLUMNS: list[str] = [
     *NORMALIZED_REFLECTANCE,
     "spectral_slope",
     "band_depth_1um",
@@ -84,7 +85,7 @@ def feature_values(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     Model features come from ``model_inputs`` on the rows whose inputs are finite (a row with a NaN
     input is a validation failure, not drift, and is left out); ``radar_albedo`` keeps measured values.
     """
-    source = frame[_MODEL_SOURCE_COLUMNS].to_numpy(np.float64)
+    source = frame[MODEL_SOURCE_COLUMNS].to_numpy(np.float64)
     finite = np.isfinite(source).all(axis=1)
     matrix = model_inputs(frame.loc[finite]).astype(np.float64)
     values = {name: matrix[:, i] for i, name in enumerate(MODEL_FEATURES)}

@@ -403,7 +403,8 @@ def _train_rank(
     for epoch in range(config.max_epochs):
         ddp.train()
         shard = torch.as_tensor(shard_indices(len(xt), rank, world_size, config.seed, epoch), device=device)
-        train_loss = 0.0
+        # Summed on the device: a float() per batch would wait for the GPU after every step.
+        train_loss = torch.zeros((), dtype=torch.float64, device=device)
         for start in range(0, len(shard), batch_size):
             batch = shard[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
@@ -412,7 +413,7 @@ def _train_rank(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            train_loss += float(loss.detach()) * len(batch)
+            train_loss.add_(loss.detach(), alpha=len(batch))
         ddp.eval()
         with torch.no_grad():
             if len(xv):
@@ -421,9 +422,7 @@ def _train_rank(
                 se = nn.functional.mse_loss(metal.float(), ymv, reduction="sum")
             else:
                 ce = se = torch.zeros((), device=device)
-        sums = torch.stack(
-            [ce.double(), se.double(), torch.tensor(train_loss, dtype=torch.float64, device=device)]
-        )
+        sums = torch.stack([ce.double(), se.double(), train_loss])
         dist.all_reduce(sums)  # identical on every rank
         ce_sum, se_sum, train_sum = sums.tolist()
         samples += len(shard) * world_size

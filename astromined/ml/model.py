@@ -57,8 +57,11 @@ class CompositionNet(nn.Module):
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(torch.clamp(std, min=1e-6))
 
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The input normalization the network carries (the int8 package carries the same buffers)."""
+        return (x - self.feature_mean) / self.feature_std
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (class logits, metal richness in [0, 1])."""
-        z = (x - self.feature_mean) / self.feature_std
-        hidden = self.body(z)
+        hidden = self.body(self.normalize(x))
         return self.class_head(hidden), torch.sigmoid(self.metal_head(hidden)).squeeze(-1)

@@ -36,9 +36,14 @@ def _linear(arrays: dict[str, np.ndarray], layer: str, x: np.ndarray) -> np.ndar
     return x @ weight.T + arrays[f"{layer}.bias"]
 
 
+def normalize(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The package's input normalization of model inputs (``engineering.model_inputs``), on board."""
+    return (np.asarray(x, np.float32) - arrays["feature_mean"]) / arrays["feature_std"]
+
+
 def int8_forward(arrays: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities and metal richness, as the satellites compute them."""
-    z = (np.asarray(x, np.float32) - arrays["feature_mean"]) / arrays["feature_std"]
+    z = normalize(arrays, x)
     h = np.maximum(_linear(arrays, "body.0", z), 0.0)
     h = np.maximum(_linear(arrays, "body.3", h), 0.0)
     logits = _linear(arrays, "class_head", h)

@@ -84,21 +84,31 @@ def train_model(
     for epoch in range(config.max_epochs):
         model.train()
         order = torch.randperm(len(xt), generator=generator).to(device)
-        train_loss = 0.0
+        # Summed on the device: a float() per batch would wait for the GPU after every step.
+        train_loss = torch.zeros((), dtype=torch.float64, device=device)
         for start in range(0, len(xt), config.batch_size):
             batch = order[start : start + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            if use_amp:
+                with torch.autocast(device_type=device.type, dtype=torch.float16):
+                    loss = _loss(model, xt[batch], yct[batch], ymt[batch], config.metal_loss_weight)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:  # no autocast context or scaler calls per batch where they would do nothing
                 loss = _loss(model, xt[batch], yct[batch], ymt[batch], config.metal_loss_weight)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            train_loss += float(loss.detach()) * len(batch)
+                loss.backward()
+                optimizer.step()
+            train_loss.add_(loss.detach(), alpha=len(batch))
             samples += len(batch)
         model.eval()
         with torch.no_grad():
             val_loss = float(_loss(model, xv, ycv, ymv, config.metal_loss_weight))
-        record = {"epoch": float(epoch), "train_loss": train_loss / len(xt), "validation_loss": val_loss}
+        record = {
+            "epoch": float(epoch),
+            "train_loss": float(train_loss) / len(xt),
+            "validation_loss": val_loss,
+        }
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)

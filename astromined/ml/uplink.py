@@ -80,6 +80,11 @@ def build_package(
 
 def verify_package(package: bytes, public_key_pem_bytes: bytes) -> dict[str, Any]:
     """Check signature and member hashes as the satellite does; returns the manifest or raises."""
+    return open_package(package, public_key_pem_bytes)[0]
+
+
+def open_package(package: bytes, public_key_pem_bytes: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """What the satellite's loader does: verify, then hand over the manifest and the members it lists."""
     public_key = serialization.load_pem_public_key(public_key_pem_bytes)
     if not isinstance(public_key, Ed25519PublicKey):
         raise PackageVerificationError("public key is not Ed25519")
@@ -100,4 +105,4 @@ def verify_package(package: bytes, public_key_pem_bytes: bytes) -> dict[str, Any
         data = files.get(name)
         if data is None or hashlib.sha256(data).hexdigest() != expected["sha256"]:
             raise PackageVerificationError(f"member {name} is missing or does not match the manifest")
-    return manifest
+    return manifest, {name: files[name] for name in manifest["members"]}

@@ -8,6 +8,10 @@ Drift scenarios (astromined.sim.scenarios) switched on for a (day, satellite) ch
 (composition shift), how it is measured (gain drift, calibration step) or the link (corruption burst).
 With none active, the bytes are exactly those of the nominal simulation: scenario effects are applied only
 when present and never draw from the nominal random stream (garbage octets come from their own stream).
+
+Every measurement passes through the satellite's nominal detector response (astromined.sim.instrument:
+per-band reflectance gain, magnitude zero point; fixed per seed), which the fleet calibration table
+delivered with the fleet reports and the feature code removes. Scenario effects come on top of it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import numpy as np
 
 from astromined import fleet, physics
+from astromined.sim.instrument import nominal_response
 from astromined.sim.population import Population
 from astromined.sim.scenarios import NOMINAL, Effects, Scenarios
 from astromined.telemetry import packet_format as fmt
@@ -152,9 +157,12 @@ def simulate_satellite_day(
     helio = table["semi_major_axis_au"].to_numpy()[chosen]
     reflectance = population.spectra[chosen] * albedo[:, None]
     reflectance = reflectance * (1.0 + noise_scale[:, None] * rng.standard_normal(reflectance.shape))
-    instrument = effects.reflectance_factor()  # detector gain × calibration per band
-    if instrument is not None:
-        reflectance = reflectance * instrument[None, :]
+    response = nominal_response(seed)
+    response_row = int(response.rows_for(np.asarray([satellite_id]))[0])
+    reflectance = reflectance * response.gains[response_row][None, :]
+    drift = effects.reflectance_factor()  # unknown to the calibration: detector gain drift × calibration step
+    if drift is not None:
+        reflectance = reflectance * drift[None, :]
 
     payload = np.zeros(observations, dtype=fmt.PAYLOAD_DTYPE)
     payload["asteroid_id"] = table["asteroid_id"].to_numpy()[chosen]
@@ -163,7 +171,9 @@ def simulate_satellite_day(
     magnitude = physics.apparent_magnitude(
         table["absolute_magnitude"].to_numpy()[chosen], helio, range_km, phase
     )
-    measured_magnitude = magnitude + rng.normal(0.0, 0.03, observations)
+    measured_magnitude = (
+        magnitude + rng.normal(0.0, 0.03, observations) + response.zero_points_mag[response_row]
+    )
     if effects.gain != 1.0:
         measured_magnitude = measured_magnitude + effects.magnitude_offset()
     payload["apparent_magnitude"] = measured_magnitude

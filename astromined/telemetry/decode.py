@@ -6,6 +6,10 @@ headers of a well-formed file with one strided comparison and walks damaged file
 iteration per *anomaly*, not per packet); the CRC runs over 16-bit columns of all packets at once;
 validation is column-wise.
 
+The hot loops (CRC, header and range checks, column extraction) run in compiled kernels
+(``kernels.py``); the numpy implementations here (``validate_packets``, ``observation_columns_reference``)
+are their specification and are kept for the tests that compare the two.
+
 Two shapes of output: ``decode_file`` returns pandas frames for one file (tests, tools, small days);
 ``decode_packets`` + ``observation_columns``/``quarantine_columns`` return plain column dicts that the
 streaming ingest turns into Arrow record batches without going through pandas.
@@ -19,6 +23,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
+from astromined.telemetry import kernels
 from astromined.telemetry import packet_format as fmt
 
 
@@ -91,7 +96,27 @@ def _first_good_candidate(
     return None
 
 
+_GAP_REASONS = {
+    kernels.GAP_UNFRAMED: QuarantineReason.UNFRAMED_BYTES,
+    kernels.GAP_TRUNCATED: QuarantineReason.TRUNCATED_PACKET,
+}
+
+
 def frame_packets(buf: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, QuarantineReason]]]:
+    """Split a file into packet start offsets and quarantined octet runs ``(offset, length, reason)``.
+
+    Compiled (``kernels.frame``): follows stride-aligned headers and scans octet by octet only after a
+    disturbance. ``frame_packets_reference`` is the same algorithm in numpy, kept as its specification.
+    """
+    starts, gap_offset, gap_length, gap_reason = kernels.frame(buf)
+    gaps = [
+        (int(offset), int(length), _GAP_REASONS[int(reason)])
+        for offset, length, reason in zip(gap_offset, gap_length, gap_reason, strict=True)
+    ]
+    return starts, gaps
+
+
+def frame_packets_reference(buf: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, QuarantineReason]]]:
     """Split a file into packet start offsets and quarantined octet runs ``(offset, length, reason)``.
 
     Fast path: a file that is a whole number of packets, each with a well-formed header where expected,
@@ -165,6 +190,14 @@ _CHECKS: list[tuple[QuarantineReason, str]] = [
     *[(QuarantineReason.VALUE_OUT_OF_RANGE, field) for field in fmt.VALUE_RANGES],
 ]
 _CODE = {check: code for code, check in enumerate(_CHECKS, start=1)}
+assert _CODE[(QuarantineReason.CRC_MISMATCH, "")] == kernels.CODE_CRC
+assert _CODE[(QuarantineReason.BAD_SEQUENCE_FLAGS, "")] == kernels.CODE_SEQUENCE_FLAGS
+assert _CODE[(QuarantineReason.APID_OUT_OF_RANGE, "apid")] == kernels.CODE_APID
+assert _CODE[(QuarantineReason.TIMESTAMP_OUTSIDE_PARTITION, "observed_at")] == kernels.CODE_TIMESTAMP
+assert all(
+    _CODE[(QuarantineReason.VALUE_OUT_OF_RANGE, field)] == kernels.CODE_FIRST_RANGE + k
+    for k, field in enumerate(kernels.RANGE_FIELDS)
+)
 REASON_BY_CODE = ["", *[reason.value for reason, _ in _CHECKS]]
 DETAIL_BY_CODE = ["", *[detail for _, detail in _CHECKS]]
 
@@ -191,7 +224,10 @@ class PacketBatch:
 
 
 def validate_packets(packets: np.ndarray, window_start: float | None, window_end: float | None) -> np.ndarray:
-    """A check code per packet, first failing check wins: CRC, header, APID, time, value ranges."""
+    """A check code per packet, first failing check wins: CRC, header, APID, time, value ranges.
+
+    The numpy reference of ``kernels.validate`` (which the decoder runs).
+    """
     n = len(packets)
     code = np.zeros(n, dtype=np.uint8)
     if n == 0:
@@ -228,16 +264,11 @@ def validate_packets(packets: np.ndarray, window_start: float | None, window_end
     return code
 
 
-def decode_packets(
+def frame_buffers(
     buffers: list[np.ndarray],
-    received_at: list[float | None],
-    window_start: float | None = None,
-    window_end: float | None = None,
-) -> tuple[PacketBatch, list[list[tuple[int, int, QuarantineReason]]]]:
-    """Frame every buffer, then validate all their packets in one vectorized pass.
-
-    Returns the batch and, per buffer, its quarantined octet runs (framing gaps).
-    """
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[tuple[int, int, QuarantineReason]]]]:
+    """Frame every buffer: all their packets as one contiguous PACKET_DTYPE array, each packet's buffer
+    index and offset, and per buffer its quarantined octet runs (framing gaps)."""
     all_offsets, all_gaps, sources, rows = [], [], [], []
     for index, buf in enumerate(buffers):
         offsets, gaps = frame_packets(buf)
@@ -249,7 +280,7 @@ def decode_packets(
         if not gaps and len(offsets) * fmt.PACKET_SIZE == len(buf):
             rows.append(buf.reshape(-1, fmt.PACKET_SIZE))  # the common case: a view, no gather
         else:
-            rows.append(buf[offsets[:, None] + np.arange(fmt.PACKET_SIZE)])
+            rows.append(np.lib.stride_tricks.sliding_window_view(buf, fmt.PACKET_SIZE)[offsets])
     offsets = np.concatenate(all_offsets) if all_offsets else np.zeros(0, np.int64)
     source_index = np.concatenate(sources) if sources else np.zeros(0, np.int32)
     if len(rows) == 1:
@@ -257,29 +288,75 @@ def decode_packets(
     else:
         packet_rows = np.concatenate(rows) if rows else np.zeros((0, fmt.PACKET_SIZE), np.uint8)
     packets = np.ascontiguousarray(packet_rows).view(fmt.PACKET_DTYPE).reshape(-1)
-    code = validate_packets(packets, window_start, window_end)
+    return packets, source_index, offsets, all_gaps
+
+
+def packet_batch(
+    packets: np.ndarray,
+    source_index: np.ndarray,
+    offsets: np.ndarray,
+    received_at: list[float | None],
+    checked: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> PacketBatch:
+    """A PacketBatch from framed packets and their (code, APID, sequence count, time) arrays."""
+    code, apid, sequence_count, times = checked
     received = np.asarray([np.nan if r is None else r for r in received_at], dtype=np.float64)
-    batch = PacketBatch(
+    return PacketBatch(
         packets=packets,
         source_index=source_index,
         offsets=offsets,
         received_at=received[source_index] if len(received) else np.zeros(0),
-        apid=(packets["primary"]["word0"] & 0x07FF).astype(np.int32),
-        sequence_count=(packets["primary"]["word1"] & 0x3FFF).astype(np.int32),
-        times=fmt.from_ccsds_time(packets["secondary"]["coarse_time"], packets["secondary"]["fine_time"]),
+        apid=apid,
+        sequence_count=sequence_count,
+        times=times,
         code=code,
     )
-    return batch, all_gaps
+
+
+def decode_packets(
+    buffers: list[np.ndarray],
+    received_at: list[float | None],
+    window_start: float | None = None,
+    window_end: float | None = None,
+) -> tuple[PacketBatch, list[list[tuple[int, int, QuarantineReason]]]]:
+    """Frame every buffer, then validate all their packets in one pass.
+
+    Returns the batch and, per buffer, its quarantined octet runs (framing gaps).
+    """
+    packets, source_index, offsets, gaps = frame_buffers(buffers)
+    checked = kernels.validate(packets, window_start, window_end)
+    return packet_batch(packets, source_index, offsets, received_at, checked), gaps
 
 
 # --- outputs -------------------------------------------------------------------------------------------
 
 
-def observation_columns(batch: PacketBatch, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Accepted packets as columns in the observation table's order (native byte order).
+def observation_columns(batch: PacketBatch, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The packets selected by ``rows`` (a boolean mask or an index array) as columns in the observation
+    table's order, native byte order, each column contiguous (Arrow takes them without copying).
 
     ``source_file`` holds indices into the batch's file names (dictionary-encoded downstream).
     """
+    index = np.flatnonzero(rows) if rows.dtype == np.bool_ else rows
+    asteroid_id, floats, quality_flags = kernels.extract(batch.packets, index)
+    observed_us = np.round(batch.times[index] * 1e6).astype(np.int64)
+    columns: dict[str, np.ndarray] = {
+        "satellite_id": batch.apid[index],
+        "sequence_count": batch.sequence_count[index],
+        "observed_at": observed_us.view("datetime64[us]"),
+        "asteroid_id": asteroid_id,
+    }
+    for name, column in zip([*SCALAR_PAYLOAD_FIELDS, *reflectance_columns()], floats, strict=True):
+        columns[name] = column
+    columns["quality_flags"] = quality_flags
+    columns["source_file"] = batch.source_index[index]  # indices into source_names; see observation_frame
+    columns["file_offset"] = batch.offsets[index]
+    columns["received_at"] = np.round(batch.received_at[index] * 1e6).astype("datetime64[us]")
+    return columns
+
+
+def observation_columns_reference(batch: PacketBatch, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The numpy reference of ``observation_columns`` (one byte-swapping copy per field)."""
     packets = batch.packets[mask]
     payload = packets["payload"]
     columns: dict[str, np.ndarray] = {
@@ -294,7 +371,7 @@ def observation_columns(batch: PacketBatch, mask: np.ndarray) -> dict[str, np.nd
     for i, name in enumerate(reflectance_columns()):
         columns[name] = reflectance[:, i]
     columns["quality_flags"] = payload["quality_flags"].astype(np.int32)
-    columns["source_file"] = batch.source_index[mask]  # indices into source_names; see observation_frame
+    columns["source_file"] = batch.source_index[mask]
     columns["file_offset"] = batch.offsets[mask]
     columns["received_at"] = np.round(batch.received_at[mask] * 1e6).astype("datetime64[us]")
     return columns

@@ -4,7 +4,7 @@ Pure domain code: the raw_telemetry asset feeds it file loaders and a sink and w
 
 Files are processed satellite by satellite (the file name carries the satellite id); retransmitted
 duplicates are found within a satellite's files, so memory is bounded by one satellite's day, not the
-fleet's. Accepted rows leave through the sink in Arrow record batches of ``batch_rows``; latency is
+fleet's. Accepted rows leave through the sink in Arrow tables of up to ``batch_rows``; latency is
 kept as a fixed-width histogram. Packets whose APID differs from their file's satellite (valid CRC, a
 relay or a mislabelled file) are held back and de-duplicated together at the end of the day.
 """
@@ -23,38 +23,44 @@ import pandas as pd
 import pyarrow as pa
 
 from astromined.sim.downlink import parse_downlink_file_name
+from astromined.telemetry import kernels
 from astromined.telemetry import packet_format as fmt
 from astromined.telemetry.decode import (
     QUARANTINE_COLUMNS,
+    SCALAR_PAYLOAD_FIELDS,
     PacketBatch,
-    decode_packets,
     duplicate_mask,
+    frame_buffers,
     lost_packet_counts,
     observation_columns,
+    packet_batch,
     quarantine_columns,
     quarantine_frame,
+    reflectance_columns,
 )
 
 UNRECOGNIZED_FILE = "unrecognized_file"
 LATENCY_BIN_S = 10.0
 LATENCY_BINS = 3 * 86_400 // int(LATENCY_BIN_S)  # 0 .. 3 days; later arrivals land in the last bin
+QUARANTINE_BATCH_ROWS = 65_536  # ~7 MB of raw octets at most, written per Parquet row group
 
+# Every column is required (not nullable): Parquet then stores no definition levels, which makes the
+# write ~1.5x faster (BENCHMARKS.md). Missing measurements are NaN (radar_albedo), never null.
 OBSERVATION_SCHEMA = pa.schema(
     [
-        ("satellite_id", pa.int32()),
-        ("sequence_count", pa.int32()),
-        ("observed_at", pa.timestamp("us", tz="UTC")),
-        ("asteroid_id", pa.int64()),
-        *[
-            (name, pa.float32())
-            for name in fmt.PAYLOAD_DTYPE.names
-            if name not in ("asteroid_id", "reflectance", "quality_flags")
-        ],
-        *[(f"reflectance_{i:02d}", pa.float32()) for i in range(fmt.N_BANDS)],
-        ("quality_flags", pa.int32()),
-        ("source_file", pa.dictionary(pa.int32(), pa.string())),
-        ("file_offset", pa.int64()),
-        ("received_at", pa.timestamp("us", tz="UTC")),
+        pa.field(name, type_, nullable=False)
+        for name, type_ in [
+            ("satellite_id", pa.int32()),
+            ("sequence_count", pa.int32()),
+            ("observed_at", pa.timestamp("us", tz="UTC")),
+            ("asteroid_id", pa.int64()),
+            *[(name, pa.float32()) for name in SCALAR_PAYLOAD_FIELDS],
+            *[(name, pa.float32()) for name in reflectance_columns()],
+            ("quality_flags", pa.int32()),
+            ("source_file", pa.dictionary(pa.int32(), pa.string())),
+            ("file_offset", pa.int64()),
+            ("received_at", pa.timestamp("us", tz="UTC")),
+        ]
     ]
 )
 QUARANTINE_SCHEMA = pa.schema(
@@ -70,7 +76,24 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+_FLOAT_ROW = {name: row for row, name in enumerate([*kernels.SCALAR_FLOAT_FIELDS, *reflectance_columns()])}
+_KERNEL_COLUMN = {"observed_at": "observed_us", "received_at": "received_us"}
+
+
+def _arrow(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """A contiguous native numpy column as an Arrow array of a fixed-width type, without a copy or a scan
+    (``pa.array`` would look for NaT in timestamps and build a validity bitmap)."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
+
+
 class IngestSink(Protocol):
+    """Where ``stream_day`` sends its output.
+
+    The observation tables handed to ``write_observations`` are views of a buffer that is refilled after
+    the call returns: write them out (as ParquetDaySink does) or copy them, never keep them.
+    """
+
     def write_observations(self, table: pa.Table) -> None: ...
     def write_quarantine(self, table: pa.Table) -> None: ...
 
@@ -83,7 +106,7 @@ class MemorySink:
         self.quarantine: list[pa.Table] = []
 
     def write_observations(self, table: pa.Table) -> None:
-        self.observations.append(table)
+        self.observations.append(table.take(np.arange(table.num_rows)))  # a copy: see IngestSink
 
     def write_quarantine(self, table: pa.Table) -> None:
         self.quarantine.append(table)
@@ -165,9 +188,8 @@ class _DayIngestor:
         self.stats = DayStats(day=day)
         self.window = day_window(day)
         self.sink = sink
-        self.batch_rows = batch_rows
-        self.pending: list[pa.RecordBatch] = []
-        self.pending_rows = 0
+        self.rows = kernels.RowBuffer(batch_rows)
+        self.pending_quarantine: dict[str, list] = {name: [] for name in QUARANTINE_COLUMNS}
         self.strays: list[pa.RecordBatch] = []
 
     def unrecognized(self, name: str, data: bytes, why: str) -> None:
@@ -175,63 +197,104 @@ class _DayIngestor:
         self.stats.packets_in += 1
         self.stats.packets_quarantined += 1
         self.stats.reasons[UNRECOGNIZED_FILE] += 1
-        self.sink.write_quarantine(
-            pa.Table.from_pydict(
-                {
-                    "source_file": [name],
-                    "offset": [0],
-                    "length": [len(data)],
-                    "reason": [UNRECOGNIZED_FILE],
-                    "detail": [why],
-                    "satellite_id": [-1],
-                    "raw": [data[: fmt.PACKET_SIZE]],
-                },
-                schema=QUARANTINE_SCHEMA,
-            )
+        self._quarantine(
+            {
+                "source_file": [name],
+                "offset": [0],
+                "length": [len(data)],
+                "reason": [UNRECOGNIZED_FILE],
+                "detail": [why],
+                "satellite_id": [-1],
+                "raw": [data[: fmt.PACKET_SIZE]],
+            }
         )
 
     def satellite(
         self, satellite_id: int, names: list[str], buffers: list[np.ndarray], received: list[float]
     ) -> None:
-        batch, gaps = decode_packets(buffers, received, *self.window)
+        packets, source_index, offsets, gaps = frame_buffers(buffers)
+        latency_range = np.array([self.stats.latency_min_s, self.stats.latency_max_s])
+        checked, kept, duplicates, lost, strays = kernels.satellite_rows(
+            packets,
+            source_index,
+            offsets,
+            *self.window,
+            satellite_id,
+            names,
+            np.asarray(received, dtype=np.float64),
+            LATENCY_BIN_S,
+            self.stats.latency_histogram,
+            latency_range,
+            self.rows,
+            self._make_room,
+        )
+        self.stats.latency_min_s, self.stats.latency_max_s = float(latency_range[0]), float(latency_range[1])
+        self.stats.duplicates += duplicates
+        if kept:
+            self.stats.packets_ok += kept
+            self.stats.lost[satellite_id] = self.stats.lost.get(satellite_id, 0) + lost
+        batch = packet_batch(packets, source_index, offsets, received, checked)
         self.stats.packets_in += len(batch) + sum(len(g) for g in gaps)
         quarantine = quarantine_columns(batch, gaps, buffers, names)
         if quarantine["reason"]:
             self.stats.packets_quarantined += len(quarantine["reason"])
             self.stats.reasons.update(quarantine["reason"])
-            self.sink.write_quarantine(pa.Table.from_pydict(quarantine, schema=QUARANTINE_SCHEMA))
-        ok = batch.ok
-        own = ok & (batch.apid == satellite_id)
-        if (ok & ~own).any():
-            self.strays.append(self._record_batch(batch, ok & ~own, names))
-        self._accept(batch, own, names)
+            self._quarantine(quarantine)
+        if strays:
+            stray = (batch.code == 0) & (batch.apid != satellite_id)
+            self.strays.append(self._record_batch(batch, stray, names))
 
-    def _record_batch(self, batch: PacketBatch, mask: np.ndarray, names: list[str]) -> pa.RecordBatch:
-        columns = observation_columns(batch, mask)
+    def _quarantine(self, columns: dict[str, list]) -> None:
+        """Buffer quarantine rows and write them in tables of QUARANTINE_BATCH_ROWS: one table (and Parquet
+        row group) per satellite, ~20 rows each, cost more than the rows themselves."""
+        for name, values in columns.items():
+            self.pending_quarantine[name].extend(values)
+        if len(self.pending_quarantine["reason"]) >= QUARANTINE_BATCH_ROWS:
+            self._flush_quarantine()
+
+    def _flush_quarantine(self) -> None:
+        if self.pending_quarantine["reason"]:
+            self.sink.write_quarantine(
+                pa.Table.from_pydict(self.pending_quarantine, schema=QUARANTINE_SCHEMA)
+            )
+        self.pending_quarantine = {name: [] for name in QUARANTINE_COLUMNS}
+
+    def _record_batch(self, batch: PacketBatch, rows: np.ndarray, names: list[str]) -> pa.RecordBatch:
+        """Accepted packets of other satellites (strays), kept aside until the end of the day."""
+        columns = observation_columns(batch, rows)
         arrays = [
             pa.DictionaryArray.from_arrays(columns["source_file"], pa.array(names, pa.string()))
             if field.name == "source_file"
-            else pa.array(columns[field.name], field.type)
+            else pa.array(columns[field.name], field.type)  # zero-copy: contiguous, native, no nulls
             for field in OBSERVATION_SCHEMA
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=OBSERVATION_SCHEMA)
 
-    def _accept(self, batch: PacketBatch, mask: np.ndarray, names: list[str]) -> None:
-        index = np.flatnonzero(mask)
-        observed_us = np.round(batch.times[index] * 1e6).astype(np.int64)
-        duplicate = duplicate_mask(batch.apid[index], batch.sequence_count[index], observed_us)
-        keep = index[~duplicate]
-        self.stats.duplicates += int(duplicate.sum())
-        self._count(
-            batch.apid[keep],
-            batch.sequence_count[keep],
-            observed_us[~duplicate],
-            batch.received_at[keep] - batch.times[keep],
-        )
-        if len(keep):
-            keep_mask = np.zeros(len(batch), dtype=bool)
-            keep_mask[keep] = True
-            self._emit(self._record_batch(batch, keep_mask, names))
+    def _make_room(self, rows: int) -> kernels.RowBuffer:
+        """Write out the buffered rows; a satellite with more rows than a whole buffer gets a larger one."""
+        self._flush()
+        if rows > self.rows.capacity:
+            self.rows = kernels.RowBuffer(rows)
+        return self.rows
+
+    def _flush(self) -> None:
+        """Write the buffered rows as one table (one Parquet row group) and clear the buffer for reuse."""
+        if not self.rows.rows:
+            return
+        columns = self.rows.columns()
+        arrays = []
+        for field in OBSERVATION_SCHEMA:
+            if field.name == "source_file":
+                names = pa.array(self.rows.file_names, pa.string())
+                arrays.append(
+                    pa.DictionaryArray.from_arrays(_arrow(columns["source_file"], pa.int32()), names)
+                )
+            elif field.name in _FLOAT_ROW:
+                arrays.append(_arrow(columns["floats"][_FLOAT_ROW[field.name]], field.type))
+            else:
+                arrays.append(_arrow(columns[_KERNEL_COLUMN.get(field.name, field.name)], field.type))
+        self.sink.write_observations(pa.Table.from_arrays(arrays, schema=OBSERVATION_SCHEMA))
+        self.rows.clear()
 
     def _count(
         self, apid: np.ndarray, sequence: np.ndarray, observed_us: np.ndarray, latency_s: np.ndarray
@@ -239,23 +302,15 @@ class _DayIngestor:
         self.stats.packets_ok += len(apid)
         for satellite, lost in lost_packet_counts(apid, sequence, observed_us).items():
             self.stats.lost[satellite] = self.stats.lost.get(satellite, 0) + lost
+        self._count_latency(latency_s)
+
+    def _count_latency(self, latency_s: np.ndarray) -> None:
         latency_s = latency_s[np.isfinite(latency_s)]
         if len(latency_s):
             bins = np.clip((latency_s // LATENCY_BIN_S).astype(np.int64), 0, LATENCY_BINS - 1)
             self.stats.latency_histogram += np.bincount(bins, minlength=LATENCY_BINS)
             self.stats.latency_min_s = min(self.stats.latency_min_s, float(latency_s.min()))
             self.stats.latency_max_s = max(self.stats.latency_max_s, float(latency_s.max()))
-
-    def _emit(self, batch: pa.RecordBatch) -> None:
-        self.pending.append(batch)
-        self.pending_rows += batch.num_rows
-        if self.pending_rows >= self.batch_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            self.sink.write_observations(pa.Table.from_batches(self.pending, schema=OBSERVATION_SCHEMA))
-        self.pending, self.pending_rows = [], 0
 
     def finish(self) -> DayStats:
         if self.strays:
@@ -276,9 +331,11 @@ class _DayIngestor:
                 observed,
                 received - observed / 1e6,
             )
-            for record_batch in kept.to_batches():
-                self._emit(record_batch)
+            self._flush()
+            if kept.num_rows:
+                self.sink.write_observations(kept)
         self._flush()
+        self._flush_quarantine()
         return self.stats
 
 

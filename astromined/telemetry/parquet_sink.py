@@ -17,28 +17,35 @@ from astromined.telemetry.ingest import OBSERVATION_SCHEMA, QUARANTINE_SCHEMA
 
 _FLOATS = [f.name for f in OBSERVATION_SCHEMA if pa.types.is_floating(f.type)]
 _MONOTONIC = ["file_offset", "observed_at", "sequence_count", "asteroid_id"]
-# Chosen by measurement (BENCHMARKS.md): noisy float32 measurements compress well and fast split by byte
-# plane; offsets, times and counts are near-monotonic within a file (delta encoding); a handful of
-# columns repeat per file (dictionary). Parquet's default, a dictionary attempt on every column, costs ~7x
-# the write time on high-cardinality floats. LZ4 writes ~1.4x faster than zstd for ~7 % more bytes.
+# Chosen by measurement (BENCHMARKS.md, telemetry ingest): noisy float32 measurements split by byte plane;
+# offsets, times and counts are near-monotonic within a file (delta encoding); a handful of columns
+# repeat per file (dictionary). Parquet's default, a dictionary attempt on every column, costs ~7x the
+# write time on high-cardinality floats. Min/max statistics are kept where readers prune on them (ids,
+# times, offsets), not on the 20 float columns (~15 % of the write). No compression: LZ4 saves 11 % of
+# the bytes (76 instead of 86 B/row) for ~25 % more write time, the largest single stage of the ingest.
 OBSERVATION_ENCODING = {
     "use_dictionary": ["source_file", "satellite_id", "quality_flags", "received_at"],
     "column_encoding": {
         **dict.fromkeys(_FLOATS, "BYTE_STREAM_SPLIT"),
         **dict.fromkeys(_MONOTONIC, "DELTA_BINARY_PACKED"),
     },
+    "write_statistics": [f.name for f in OBSERVATION_SCHEMA if f.name not in _FLOATS],
 }
+OBSERVATION_COMPRESSION = "none"
+QUARANTINE_COMPRESSION = "lz4"  # raw octets of damaged packets compress well, and the table is small
 
 
 class ParquetDaySink:
-    def __init__(self, staging_dir: Path | None = None, compression: str = "lz4"):
+    def __init__(self, staging_dir: Path | None = None, compression: str = OBSERVATION_COMPRESSION):
         self.directory = Path(tempfile.mkdtemp(prefix="ingest-", dir=staging_dir))
         self.observations_path = self.directory / "observations.parquet"
         self.quarantine_path = self.directory / "quarantine.parquet"
         self._observations = pq.ParquetWriter(
             self.observations_path, OBSERVATION_SCHEMA, compression=compression, **OBSERVATION_ENCODING
         )
-        self._quarantine = pq.ParquetWriter(self.quarantine_path, QUARANTINE_SCHEMA, compression=compression)
+        self._quarantine = pq.ParquetWriter(
+            self.quarantine_path, QUARANTINE_SCHEMA, compression=QUARANTINE_COMPRESSION
+        )
 
     def write_observations(self, table: pa.Table) -> None:
         self._observations.write_table(table)

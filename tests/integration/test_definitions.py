@@ -61,8 +61,12 @@ def test_local_definitions_hold_the_whole_graph(tiny_settings):
     assert checks == EXPECTED_CHECKS
 
     assert {s.name for s in defs.schedules} == {"readiness_every_5_minutes", "daily_retrain"}
-    assert {s.name for s in defs.sensors} == {"downlink_arrival_sensor"}
-    assert {"downlink_to_uplink", "ingest_downlinks", "readiness_check"} <= {
+    assert {s.name for s in defs.sensors} == {
+        "downlink_arrival_sensor",
+        "drift_sensor",
+        "run_failure_alert_sensor",
+    }
+    assert {"downlink_to_uplink", "ingest_downlinks", "retrain_champion", "readiness_check"} <= {
         j.name for j in defs.resolve_all_job_defs()
     }
 
@@ -95,7 +99,7 @@ def test_prod_environment_uses_object_stores_and_kubernetes(tmp_path):
     assert isinstance(defs.resources["lake"], LakeResource)
     assert isinstance(defs.resources["landing_zone"], S3LandingZoneResource)
     assert isinstance(defs.resources["landing_zone"], LandingZoneResource)
-    assert defs.resolve_job_def("downlink_to_uplink").executor_def.name == "k8s"
+    assert defs.resolve_job_def("downlink_to_uplink").executor_def.name == "astromined_k8s"
 
 
 def test_dagster_definitions_validate_accepts_the_workspace(tmp_path):

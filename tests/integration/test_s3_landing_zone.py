@@ -28,7 +28,9 @@ import assets.features
 import assets.telemetry
 from assets.telemetry import RawTelemetryConfig
 from astromined import lake_layout
+from astromined.calibration import calibration_key
 from astromined.sim.downlink import simulate_satellite_day
+from astromined.sim.instrument import nominal_response
 from astromined.sim.population import generate_population, survey_catalog
 from astromined.storage import BlobNotFoundError, LocalBlobStore, S3BlobStore, read_parquet, write_parquet
 from astromined.telemetry.packet_format import PACKET_SIZE
@@ -130,7 +132,7 @@ def s3(endpoint):
 
 @pytest.fixture(scope="module")
 def local_landing(tmp_path_factory) -> Path:
-    """One simulated day (300 satellites, nominal faults) and the survey catalog, in a directory."""
+    """One simulated day (300 satellites, nominal faults), the survey catalog and the fleet calibration."""
     root = tmp_path_factory.mktemp("landing")
     store = LocalBlobStore(root)
     population = generate_population(POPULATION_SIZE, SEED)
@@ -138,6 +140,8 @@ def local_landing(tmp_path_factory) -> Path:
         downlink = simulate_satellite_day(population, DAY, satellite_id, OBSERVATIONS_PER_SATELLITE, SEED)
         store.put_bytes(day_prefix(DAY) + downlink.file_name, downlink.data)
     write_parquet(store, CATALOG_KEY, survey_catalog(population))
+    lab_calibration = nominal_response(SEED)  # delivered with the fleet, like the catalog
+    store.put_bytes(calibration_key(lab_calibration.version), lab_calibration.to_json())
     return root
 
 

@@ -1,4 +1,8 @@
-"""Feature engineering against hand-computed values (pure pandas/numpy, no Dagster)."""
+"""Feature engineering against hand-computed values (pure functions, no Dagster).
+
+These tests use an ideal fleet (gain 1, zero point 0) so the expectations stay hand-computable; the
+calibration itself is tested in test_calibration.py.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from astromined import fleet, physics
+from astromined.calibration import FleetCalibration
 from astromined.features.engineering import (
     FEATURE_TABLE_COLUMNS,
     MODEL_FEATURES,
@@ -24,6 +29,7 @@ from astromined.features.engineering import (
 from astromined.telemetry.packet_format import BAND_WAVELENGTHS_UM, N_BANDS, NORMALIZATION_BAND
 
 LAM = np.asarray(BAND_WAVELENGTHS_UM)
+IDEAL = FleetCalibration.identity(fleet.SATELLITE_IDS)
 BAND = {w: i for i, w in enumerate(BAND_WAVELENGTHS_UM)}
 
 
@@ -83,7 +89,7 @@ def test_normalized_reflectance_is_reflectance_over_the_055_band():
     r2 = np.full(N_BANDS, 0.05)
     r2[BAND[0.95]] = 0.04
     obs = frame(observation(7, 3, r1), observation(7, 53, r2))
-    out = observation_features(obs)
+    out = observation_features(obs, IDEAL)
 
     assert list(out.index) == list(obs.index)
     expected1 = r1 / r1[NORMALIZATION_BAND]
@@ -101,7 +107,7 @@ def test_non_positive_reference_band_gives_nan_not_inf():
     r[NORMALIZATION_BAND] = 0.0
     r_neg = np.full(N_BANDS, 0.2)
     r_neg[NORMALIZATION_BAND] = -0.1
-    out = observation_features(frame(observation(1, 1, r), observation(1, 1, r_neg)))
+    out = observation_features(frame(observation(1, 1, r), observation(1, 1, r_neg)), IDEAL)
     assert out[NORMALIZED_REFLECTANCE].isna().all().all()
 
 
@@ -112,7 +118,7 @@ def test_observation_features_carry_ids_sector_and_passthrough_columns():
         observation(12, 51, r),
         observation(13, 500, r),
     )
-    out = observation_features(obs)
+    out = observation_features(obs, IDEAL)
     assert out["asteroid_id"].tolist() == [11, 12, 13]
     assert out["satellite_id"].tolist() == [1, 51, 500]
     # 50 sectors, satellites assigned round-robin: 1 and 51 share sector 0, 500 is sector 49.
@@ -161,7 +167,7 @@ def test_albedo_recovery_known_bodies_vectorised_and_through_observation_feature
         observation(i + 1, 1, np.full(N_BANDS, 0.1), thermal_flux=f, apparent_magnitude=m, phase_angle_deg=a)
         for i, (f, m, a) in enumerate(zip(flux, magnitude, phase, strict=True))
     ]
-    np.testing.assert_allclose(observation_features(frame(*rows))["albedo"], albedo, rtol=1e-6)
+    np.testing.assert_allclose(observation_features(frame(*rows), IDEAL)["albedo"], albedo, rtol=1e-6)
 
 
 def test_brighter_at_same_flux_means_higher_albedo():
@@ -251,7 +257,7 @@ def two_asteroids() -> pd.DataFrame:
 
 
 def test_aggregate_counts_sector_and_order():
-    table = aggregate_by_asteroid(two_asteroids())
+    table = aggregate_by_asteroid(two_asteroids(), IDEAL)
     assert list(table.columns) == FEATURE_TABLE_COLUMNS
     assert table["asteroid_id"].tolist() == [3, 10]  # sorted by asteroid id
     assert table["n_observations"].tolist() == [2, 3]
@@ -262,7 +268,7 @@ def test_aggregate_counts_sector_and_order():
 
 
 def test_aggregate_medians_and_radar_mean():
-    table = aggregate_by_asteroid(two_asteroids()).set_index("asteroid_id")
+    table = aggregate_by_asteroid(two_asteroids(), IDEAL).set_index("asteroid_id")
     # Asteroid 10: normalized spectra are 1 + 2(λ-0.55) twice and once with the 0.95 band halved.
     assert table.loc[10, "refl_norm_0.95um"] == pytest.approx(1 + 2 * 0.4)
     assert table.loc[10, "refl_norm_2.45um"] == pytest.approx(1 + 2 * 1.9)
@@ -290,7 +296,7 @@ def test_aggregate_albedo_is_median_of_radiometric_albedos():
                 1, 1, np.full(N_BANDS, 0.1), thermal_flux=f, apparent_magnitude=m, phase_angle_deg=5.0
             )
         )
-    table = aggregate_by_asteroid(frame(*rows))
+    table = aggregate_by_asteroid(frame(*rows), IDEAL)
     assert table["albedo"].iloc[0] == pytest.approx(0.2, rel=1e-6)
 
 
@@ -298,8 +304,8 @@ def test_aggregate_spectral_features_come_from_the_median_spectrum():
     rng = np.random.default_rng(0)
     rows = [observation(5, 9, rng.uniform(0.05, 0.3, N_BANDS)) for _ in range(4)]
     obs = frame(*rows)
-    table = aggregate_by_asteroid(obs)
-    per_obs = observation_features(obs)
+    table = aggregate_by_asteroid(obs, IDEAL)
+    per_obs = observation_features(obs, IDEAL)
     full = np.ones((1, N_BANDS))
     full[0, NORMALIZED_BANDS] = per_obs[NORMALIZED_REFLECTANCE].median().to_numpy()
     slope, d1, d2 = spectral_shape(full)
@@ -311,7 +317,7 @@ def test_aggregate_spectral_features_come_from_the_median_spectrum():
 def test_aggregate_of_empty_input_is_an_empty_table_with_the_right_columns():
     empty = pd.DataFrame(columns=list(two_asteroids().columns))
     for observations in (empty, pd.DataFrame()):
-        table = aggregate_by_asteroid(observations)
+        table = aggregate_by_asteroid(observations, IDEAL)
         assert table.empty
         assert list(table.columns) == FEATURE_TABLE_COLUMNS
         assert table["asteroid_id"].dtype == np.int64
@@ -370,7 +376,7 @@ def test_model_inputs_columns_and_transforms():
 
 
 def test_model_inputs_from_aggregated_observations_are_finite():
-    x = model_inputs(aggregate_by_asteroid(two_asteroids()))
+    x = model_inputs(aggregate_by_asteroid(two_asteroids(), IDEAL))
     assert x.shape == (2, len(MODEL_FEATURES))
     assert np.isfinite(x).all()
 

@@ -42,6 +42,7 @@ from astromined.features.reference_stats import (
 )
 from astromined.features.training_set import build_training_set, combine_days
 from astromined.sim.downlink import simulate_satellite_day
+from astromined.sim.instrument import nominal_response
 from astromined.sim.population import generate_population, survey_catalog
 from astromined.sim.scenarios import CalibrationStep, GainDrift, Scenarios
 from astromined.taxonomy import COMPLEXES
@@ -65,7 +66,7 @@ def feature_day(population, day: dt.date, seed: int = SEED, scenarios: Scenarios
     for satellite in SATELLITES:
         downlink = simulate_satellite_day(population, day, satellite, OBSERVATIONS, seed, scenarios=scenarios)
         frames.append(decode_file(downlink.data, downlink.file_name, *day_window(day)).observations)
-    return aggregate_by_asteroid(pd.concat(frames, ignore_index=True))
+    return aggregate_by_asteroid(pd.concat(frames, ignore_index=True), nominal_response(seed))
 
 
 @pytest.fixture(scope="module")

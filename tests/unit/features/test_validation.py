@@ -23,6 +23,7 @@ from astromined.features.validation import (
     validate_training_set,
 )
 from astromined.sim.downlink import simulate_satellite_day
+from astromined.sim.instrument import nominal_response
 from astromined.sim.population import generate_population, survey_catalog
 from astromined.telemetry.decode import decode_file
 from astromined.telemetry.ingest import day_window
@@ -39,7 +40,7 @@ def feature_day(population, day: dt.date) -> pd.DataFrame:
     for satellite in SATELLITES:
         downlink = simulate_satellite_day(population, day, satellite, OBSERVATIONS, SEED)
         frames.append(decode_file(downlink.data, downlink.file_name, *day_window(day)).observations)
-    return aggregate_by_asteroid(pd.concat(frames, ignore_index=True))
+    return aggregate_by_asteroid(pd.concat(frames, ignore_index=True), nominal_response(SEED))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_clean_training_set_passes(training):
 
 
 def test_empty_day_passes_with_the_right_columns():
-    report = validate_features(aggregate_by_asteroid(pd.DataFrame()), PARTITION)
+    report = validate_features(aggregate_by_asteroid(pd.DataFrame(), nominal_response(SEED)), PARTITION)
     assert report.passed, report.message
     assert report.n_rows == 0
 

@@ -25,6 +25,7 @@ from astromined.features.engineering import (
     observation_features,
 )
 from astromined.sim.downlink import LinkConditions, simulate_satellite_day
+from astromined.sim.instrument import nominal_response
 from astromined.sim.population import generate_population
 from astromined.sim.scenarios import (
     DEMO_DRIFT,
@@ -46,6 +47,8 @@ from astromined.telemetry.ingest import DayIngest, day_window, ingest_day
 DAY = dt.date(2031, 5, 17)
 SEED = 7
 CLEAN = LinkConditions(duplicate_rate=0.0, bit_flip_rate=0.0, loss_rate=0.0, truncated_file_rate=0.0)
+# The fleet calibration of the simulation seed: features below are calibrated, as the asset makes them.
+FLEET = nominal_response(SEED)
 
 
 @pytest.fixture(scope="module")
@@ -279,20 +282,21 @@ def test_effects_combine_and_gain_grows_linearly() -> None:
 
 # --- determinism and the nominal path --------------------------------------------------------------------
 
-# SHA-256 of simulate_satellite_day's bytes before scenarios existed: (population 2,000 / seed 11).
+# SHA-256 of the nominal simulator's bytes (population 2,000 / seed 11), pinned when each satellite got its
+# nominal detector response (astromined.sim.instrument); scenarios that are not active must not change them.
 NOMINAL_BYTES = [
-    ((2031, 5, 17), 42, 20, 7, None, "ee39ebfcfefa90b2d81eec2183c7a09e550d3944d53525c25fd064277d6d18f1"),
+    ((2031, 5, 17), 42, 20, 7, None, "9d903ed325ca8776329311b65b540c5b70affefebb7ec9d7ad579dfd891f1111"),
     (
         (2031, 5, 18),
         3,
         200,
         1,
         LinkConditions(0.5, 0.01, 0.1, 1.0),
-        "0d985ac22c77851a2f6e37eef1647130f8767c0f9bc9cbff40ef387d2443c734",
+        "018ece49c6b972e739a7e48f9eb40b904d83e42e511f903c9df92b48da049efc",
     ),
-    ((2031, 6, 1), 500, 40, 42, None, "8f48e39f63b58471489cbb879a4cf2c444fb540b1ad6d4fce866222a678519f7"),
-    ((2031, 5, 20), 1, 30, 42, None, "50980a9a021d3b4760e544eb5ea2d428fb120c89fec3ec9663af1fb150fb073b"),
-    ((2031, 5, 21), 77, 60, 3, None, "e5d29bc02cca20b6e411eaa9fd11f5d9bba57e2365084584b8bdab017b571c51"),
+    ((2031, 6, 1), 500, 40, 42, None, "2458e23b81b2830d4e20303ec6fb53f2735694752dd5fd3452d7b36d395e184a"),
+    ((2031, 5, 20), 1, 30, 42, None, "4f8e842ebd02e68a598e4725622b6f5be850a97767c6924f4f8cd76750ca41e5"),
+    ((2031, 5, 21), 77, 60, 3, None, "31c2f3c6ce9eb8dc7bd1b8bdbafb5d93eb8462f8a721a038941c782bb492f5bb"),
 ]
 
 # Active somewhere, but never for the (day, satellite) pairs above.
@@ -351,7 +355,7 @@ def test_gain_drift_raises_albedo_and_brightens_magnitudes_of_affected_satellite
     satellites = (1, 2, 3, 51)  # 51 shares satellite 1's sector
     base = observations(population, satellites, 40)
     drifted = observations(population, satellites, 40, Scenarios((drift,)))
-    base_features, drifted_features = observation_features(base), observation_features(drifted)
+    base_features, drifted_features = observation_features(base, FLEET), observation_features(drifted, FLEET)
     for satellite in satellites:
         b, d = (frame[frame["satellite_id"] == satellite] for frame in (base_features, drifted_features))
         ratio = d["albedo"].median() / b["albedo"].median()
@@ -374,8 +378,8 @@ def test_gain_drift_raises_albedo_and_brightens_magnitudes_of_affected_satellite
 def test_calibration_step_moves_ir_reflectance_slope_and_1um_band_depth(population) -> None:
     step = CalibrationStep(start=DAY, ir_factor=0.9)
     satellites = (1, 2, 3, 4)
-    base = aggregate_by_asteroid(observations(population, satellites, 40))
-    stepped = aggregate_by_asteroid(observations(population, satellites, 40, Scenarios((step,))))
+    base = aggregate_by_asteroid(observations(population, satellites, 40), FLEET)
+    stepped = aggregate_by_asteroid(observations(population, satellites, 40, Scenarios((step,))), FLEET)
     assert base["asteroid_id"].tolist() == stepped["asteroid_id"].tolist()  # the same bodies, measured anew
     ir = [name for i, name in zip(NORMALIZED_BANDS, NORMALIZED_REFLECTANCE, strict=True) if i in IR_BANDS]
     visible = [name for name in NORMALIZED_REFLECTANCE if name not in ir]
@@ -401,7 +405,7 @@ def test_composition_shift_changes_the_class_mix_of_affected_sectors(population)
 
     def mix(scenarios) -> pd.DataFrame:
         """Per sector: the M share of looks (feature rows weighted by n_observations) and radar albedo."""
-        features = aggregate_by_asteroid(observations(population, satellites, 40, scenarios))
+        features = aggregate_by_asteroid(observations(population, satellites, 40, scenarios), FLEET)
         looks = features["n_observations"].to_numpy()
         features["m_looks"] = (truth.loc[features["asteroid_id"]].to_numpy() == "M") * looks
         radar = features["radar_albedo"].notna()

@@ -182,3 +182,31 @@ def test_latency_percentiles_are_positive_and_ordered(faulty_day) -> None:
     received = {d.file_name: d.received_at for d in downlinks}
     per_file = result.observations.groupby("source_file")["received_at"].first()
     assert {name.rsplit("/", 1)[-1]: ts.to_pydatetime() for name, ts in per_file.items()} == received
+
+
+def test_relayed_packets_are_kept_once_and_written_with_their_own_satellite_id() -> None:
+    """A file labelled sat-001 that carries satellite 2's packets (valid CRC): they are held back to the
+    end of the day; those satellite 2 also sent itself are duplicates, the others are accepted."""
+    own_1, own_2 = simulate(link=CLEAN, satellites=(1, 2))
+    relayed = own_2.data[: 50 * PACKET_SIZE]  # 50 packets satellite 2 sent itself as well
+    relay_name = (own_1.received_at + dt.timedelta(minutes=1)).strftime("sat-001_%Y%m%dT%H%M%SZ.ccsds")
+    files = [
+        (own_1.file_name, lambda: own_1.data),
+        (relay_name, lambda: relayed),
+        (own_2.file_name, lambda: own_2.data[50 * PACKET_SIZE :]),
+    ]
+    result = ingest_day(DAY, files)
+    assert_reconciles(result)
+    # Satellite 2's first 50 packets came only through the relay: kept once, none counted twice.
+    assert result.duplicates == 0
+    assert result.packets_ok == 2 * OBSERVATIONS
+    from_relay = result.observations[result.observations["source_file"] == relay_name]
+    assert len(from_relay) == 50 and set(from_relay["satellite_id"]) == {2}
+
+    # The relay retransmitted: the second copies of the relayed packets are duplicates among the strays.
+    again = (own_1.received_at + dt.timedelta(minutes=2)).strftime("sat-001_%Y%m%dT%H%M%SZ.ccsds")
+    result = ingest_day(DAY, [*files, (again, lambda: relayed)])
+    assert_reconciles(result)
+    assert result.duplicates == 50
+    assert result.packets_ok == 2 * OBSERVATIONS
+    assert not result.observations.duplicated(["satellite_id", "sequence_count", "observed_at"]).any()

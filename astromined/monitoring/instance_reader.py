@@ -1,0 +1,471 @@
+"""Reads the Dagster instance incrementally and keeps a ``MetricState`` up to date.
+
+Runs: the run table is polled for runs updated since the newest update seen (minus an overlap, so a
+late write is not missed; re-reading a run is idempotent).
+
+Events, two ways, chosen by the storage:
+
+- one events table (Postgres in production, consolidated SQLite): one query per event type after
+  that type's storage-id cursor (``EventLogStorage.get_event_records``), so a refresh costs a fixed
+  number of queries plus the new records, however many runs changed;
+- run-sharded SQLite (the local default: one database file per run, no global storage ids, cross-run
+  cursor queries refused): each run's records after that run's own cursor (``get_records_for_run``),
+  read while the run is in flight and once more when it reaches a terminal status, then never again;
+  runless events (observations reported by sensors, freshness changes) under the pseudo-run ``""``.
+
+Counters and histograms therefore accumulate each event exactly once per exporter process; a fresh
+process re-reads the whole history and reports the same totals, so Prometheus does not see a reset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dagster import DagsterInstance, DagsterRunStatus, EventRecordsFilter, RunsFilter
+from dagster._core.errors import DagsterEventLogInvalidForRun
+from dagster._core.events import DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.base import EventLogRecord
+
+from astromined.monitoring import catalog, event_metadata
+from astromined.monitoring.event_metadata import MetadataError, Placement
+from astromined.monitoring.metric_state import MetricState
+
+log = logging.getLogger(__name__)
+
+RUNLESS_RUN_ID = ""
+TERMINAL = frozenset({DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED})
+IN_FLIGHT = frozenset({DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING})
+# The event types the exporter reads, in the order the one-table path queries them: a step's end
+# before its start (and its placement), so that an end seen implies its start is seen in the same
+# refresh; records are then processed in storage-id order.
+EVENT_TYPES = (
+    DagsterEventType.RUN_FAILURE,
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.ASSET_CHECK_EVALUATION,
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_OBSERVATION,
+    DagsterEventType.ENGINE_EVENT,
+    DagsterEventType.STEP_START,
+)
+
+
+@dataclasses.dataclass
+class _Run:
+    job: str
+    status: DagsterRunStatus
+    updated_at: float
+    cursor: str | None = None
+    # Per-run pairing state, dropped once the run is fully read.
+    step_starts: dict[str, float] = dataclasses.field(default_factory=dict)
+    placements: dict[str, Placement] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshStats:
+    duration_s: float
+    runs_read: int
+    records_read: int
+    errors: int
+    runs_synced: bool  # False when the run table could not be read (values are from an older refresh)
+
+
+def unwrap_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """MetadataValue objects -> plain Python values (JSON as dicts, text as str, ...)."""
+    return {key: getattr(value, "value", value) for key, value in metadata.items()}
+
+
+class InstanceReader:
+    def __init__(
+        self,
+        instance: DagsterInstance,
+        state: MetricState,
+        *,
+        clock: Callable[[], float] = time.time,
+        batch_size: int = 1000,
+        overlap_s: float = 300.0,
+    ):
+        self.instance = instance
+        self.state = state
+        self._clock = clock
+        self._batch_size = batch_size
+        self._overlap_s = overlap_s
+        self._runs: dict[str, _Run] = {}
+        self._to_read: set[str] = set()
+        self._unreadable: set[str] = set()
+        self._runless = _Run(job="", status=DagsterRunStatus.SUCCESS, updated_at=0.0)
+        self._watermark: float | None = None
+        self._errors = 0
+        self._one_table = not instance.event_log_storage.is_run_sharded
+        self._type_cursors: dict[DagsterEventType, int | None] = dict.fromkeys(EVENT_TYPES)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+
+    def _error(self, kind: str, message: str) -> None:
+        self._errors += 1
+        self.state.inc(catalog.EXPORTER_ERRORS, (kind,))
+        log.warning("exporter: %s: %s", kind, message)
+
+    def refresh(self) -> RefreshStats:
+        started = time.perf_counter()
+        errors_before = self._errors
+        runs_read = records_read = 0
+        runs_synced = True
+        try:
+            self._sync_runs()
+        except Exception as exc:  # the instance is unreachable: keep the last values, try again later
+            runs_synced = False
+            self._error("runs", f"cannot read run records: {type(exc).__name__}: {exc}")
+        if self._one_table:
+            runs_read, records_read = self._read_one_table()
+        else:
+            for run_id in sorted(self._to_read, key=lambda r: self._runs[r].updated_at):
+                read = self._read_run(run_id)
+                if read is not None:
+                    runs_read += 1
+                    records_read += read
+            records_read += self._read_runless()
+        for kind, source in (
+            ("queued_runs", self._refresh_queued_age),
+            ("freshness", self._refresh_freshness),
+            ("instigators", self._refresh_instigators),
+            ("daemons", self._refresh_daemons),
+        ):
+            try:
+                source()
+            except Exception as exc:
+                self._error(kind, f"{type(exc).__name__}: {exc}")
+        duration = time.perf_counter() - started
+        self.state.replace(catalog.EXPORTER_SCRAPE_DURATION, {(): duration})
+        self.state.replace(catalog.EXPORTER_LAST_REFRESH, {(): self._clock()})
+        return RefreshStats(duration, runs_read, records_read, self._errors - errors_before, runs_synced)
+
+    # -- runs -------------------------------------------------------------------------------------
+
+    def _sync_runs(self) -> None:
+        if self._watermark is None:
+            records = self.instance.get_run_records(order_by="update_timestamp", ascending=True)
+        else:
+            since = dt.datetime.fromtimestamp(self._watermark - self._overlap_s, dt.UTC)
+            records = self.instance.get_run_records(
+                RunsFilter(updated_after=since), order_by="update_timestamp", ascending=True
+            )
+        for record in records:
+            self._upsert(record)
+        if self.instance.get_runs_count() != len(self._runs):
+            self._reconcile()
+        self._refresh_run_gauge()
+
+    def _upsert(self, record) -> None:
+        run = record.dagster_run
+        updated_at = record.update_timestamp.timestamp()
+        self._watermark = max(self._watermark or updated_at, updated_at)
+        known = self._runs.get(run.run_id)
+        if known is None:
+            known = _Run(job=run.job_name, status=run.status, updated_at=updated_at)
+            self._runs[run.run_id] = known
+        elif known.status == run.status and known.updated_at == updated_at:
+            return
+        known.status, known.updated_at = run.status, updated_at
+        if self._one_table:
+            return
+        if (run.status in IN_FLIGHT or run.status in TERMINAL) and run.run_id not in self._unreadable:
+            self._to_read.add(run.run_id)
+
+    def _reconcile(self) -> None:
+        """The run table and our map disagree (runs deleted, or created out of order): resync ids."""
+        present = set(self.instance.get_run_ids())
+        for gone in set(self._runs) - present:
+            del self._runs[gone]
+            self._to_read.discard(gone)
+        missing = list(present - set(self._runs))
+        for start in range(0, len(missing), 500):
+            for record in self.instance.get_run_records(RunsFilter(run_ids=missing[start : start + 500])):
+                self._upsert(record)
+
+    def _refresh_run_gauge(self) -> None:
+        counts = Counter((run.job, run.status.value) for run in self._runs.values())
+        jobs = {job for job, _ in counts}
+        self.state.replace(
+            catalog.RUNS,
+            {(job, status): counts.get((job, status), 0) for job in jobs for status in catalog.RUN_STATUSES},
+        )
+
+    def _read_run(self, run_id: str) -> int | None:
+        run = self._runs[run_id]
+        try:
+            read = self._read_records(run_id, run)
+        except DagsterEventLogInvalidForRun as exc:  # a corrupt record: reading again will not help
+            self._unreadable.add(run_id)
+            self._to_read.discard(run_id)
+            self._error("run_events", f"run {run_id}: event log cannot be deserialized ({exc}); skipped")
+            return None
+        except Exception as exc:  # transient: the cursor did not move, the next refresh retries
+            self._error("run_events", f"run {run_id}: {type(exc).__name__}: {exc}")
+            return None
+        if run.status in TERMINAL:
+            self._to_read.discard(run_id)
+            run.step_starts.clear()
+            run.placements.clear()
+        return read
+
+    def _read_runless(self) -> int:
+        try:
+            return self._read_records(RUNLESS_RUN_ID, self._runless)
+        except Exception as exc:  # the cursor did not move past what failed; the next refresh retries
+            self._error("runless_events", f"{type(exc).__name__}: {exc}")
+            return 0
+
+    def _read_one_table(self) -> tuple[int, int]:
+        """New records of every type after that type's cursor, in chunks of at most ``batch_size`` per
+        type (bounded memory however far behind), each chunk processed in storage-id order."""
+        touched: set[str] = set()
+        total = 0
+        while True:
+            chunk, behind = self._read_one_table_chunk()
+            for record in chunk:
+                run_id = record.event_log_entry.run_id
+                if run_id != RUNLESS_RUN_ID:
+                    touched.add(run_id)
+                self._process(run_id, self._run_for(run_id, record.event_log_entry), record)
+            total += len(chunk)
+            if chunk:
+                self.state.inc(catalog.EXPORTER_EVENTS_PROCESSED, (), len(chunk))
+            if not behind:
+                break
+        for run_id in touched:
+            run = self._runs[run_id]
+            if run.status in TERMINAL:  # every record of a finished run was stored before its status
+                run.step_starts.clear()
+                run.placements.clear()
+        return len(touched), total
+
+    def _read_one_table_chunk(self) -> tuple[list[EventLogRecord], bool]:
+        """Up to ``batch_size`` new records per type, cut at the lowest id where a type was cut, so
+        that no record is processed before an older record of another type (a step's start)."""
+        storage = self.instance.event_log_storage
+        read: dict[DagsterEventType, list[EventLogRecord]] = {}
+        cuts: list[int] = []
+        failed = False
+        for kind in EVENT_TYPES:
+            cursor = self._type_cursors[kind]
+            try:
+                records = list(
+                    storage.get_event_records(
+                        EventRecordsFilter(event_type=kind, after_cursor=cursor),
+                        limit=self._batch_size,
+                        ascending=True,
+                    )
+                )
+            except Exception as exc:
+                # Nothing newer than this type's cursor is processed; the next refresh retries.
+                self._error("events", f"{kind.value} after storage id {cursor}: {type(exc).__name__}: {exc}")
+                records, failed = [], True
+                cuts.append(cursor or 0)
+            read[kind] = records
+            if len(records) == self._batch_size:
+                cuts.append(records[-1].storage_id)
+        bound = min(cuts) if cuts else None
+        chunk: list[EventLogRecord] = []
+        for kind, records in read.items():
+            kept = records if bound is None else [r for r in records if r.storage_id <= bound]
+            chunk.extend(kept)
+            if bound is not None:
+                self._type_cursors[kind] = max(bound, self._type_cursors[kind] or -1)
+            elif records:
+                self._type_cursors[kind] = records[-1].storage_id
+        chunk.sort(key=lambda r: r.storage_id)
+        behind = not failed and any(len(r) == self._batch_size for r in read.values())
+        return chunk, behind
+
+    def _run_for(self, run_id: str, entry: EventLogEntry) -> _Run:
+        if run_id == RUNLESS_RUN_ID:
+            return self._runless
+        run = self._runs.get(run_id)
+        if run is None:  # created after the run table was read: its status comes at the next refresh
+            run = self._runs[run_id] = _Run(
+                job=entry.job_name or "", status=DagsterRunStatus.NOT_STARTED, updated_at=0.0
+            )
+        return run
+
+    def _read_records(self, run_id: str, run: _Run) -> int:
+        read = 0
+        while True:
+            connection = self.instance.get_records_for_run(
+                run_id, cursor=run.cursor, of_type=set(EVENT_TYPES), limit=self._batch_size
+            )
+            for record in connection.records:
+                self._process(run_id, run, record)
+            read += len(connection.records)
+            run.cursor = connection.cursor
+            if not connection.has_more:
+                break
+        if read:
+            self.state.inc(catalog.EXPORTER_EVENTS_PROCESSED, (), read)
+        return read
+
+    # -- one record -------------------------------------------------------------------------------
+
+    def _process(self, run_id: str, run: _Run, record: EventLogRecord) -> None:
+        entry = record.event_log_entry
+        try:
+            self._apply(run, entry)
+        except MetadataError as exc:
+            self._error(exc.kind, f"run {run_id!r}, record {record.storage_id} ({_describe(entry)}): {exc}")
+        except Exception as exc:
+            where = f"run {run_id!r}, record {record.storage_id} ({_describe(entry)})"
+            self._error("record", f"{where}: {type(exc).__name__}: {exc}")
+
+    def _apply(self, run: _Run, entry: EventLogEntry) -> None:
+        event = entry.dagster_event
+        if event is None:
+            return
+        kind = event.event_type
+        if kind == DagsterEventType.STEP_START:
+            run.step_starts[entry.step_key] = entry.timestamp
+        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            self._step_finished(run, entry)
+        elif kind == DagsterEventType.ENGINE_EVENT:
+            self._engine_event(run, entry)
+        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.step_materialization_data.materialization
+            self._materialization(
+                materialization.asset_key, unwrap_metadata(materialization.metadata), entry.timestamp
+            )
+        elif kind == DagsterEventType.ASSET_OBSERVATION:
+            observation = event.asset_observation_data.asset_observation
+            self._observation(observation.asset_key, unwrap_metadata(observation.metadata), entry.timestamp)
+        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            self.state.set_latest(
+                catalog.ASSET_CHECK_PASSED,
+                (evaluation.asset_key.to_user_string(), evaluation.check_name),
+                1.0 if evaluation.passed else 0.0,
+                entry.timestamp,
+            )
+        elif kind == DagsterEventType.RUN_FAILURE:
+            self.state.inc(catalog.RUN_FAILURES, (run.job,))
+
+    def _step_finished(self, run: _Run, entry: EventLogEntry) -> None:
+        step = entry.step_key
+        started = run.step_starts.pop(step, None)
+        if started is not None:
+            duration = max(entry.timestamp - started, 0.0)
+        elif entry.dagster_event.event_type == DagsterEventType.STEP_SUCCESS:
+            duration = entry.dagster_event.event_specific_data.duration_ms / 1000.0
+        else:
+            return  # a step that failed before it started (e.g. upstream output missing): no duration
+        self.state.observe(catalog.STEP_DURATION, (run.job, step), duration)
+        placement = run.placements.pop(step, None)
+        if placement is not None and placement.gpus:
+            self.state.inc(catalog.GPU_SECONDS, (placement.site,), placement.gpus * duration)
+
+    def _engine_event(self, run: _Run, entry: EventLogEntry) -> None:
+        data = entry.dagster_event.event_specific_data
+        metadata = getattr(data, "metadata", None) or {}
+        placement = event_metadata.placement_from_engine_event(unwrap_metadata(metadata))
+        if placement is None:
+            return
+        self.state.inc(catalog.STEP_PLACEMENTS, (placement.site,))
+        if entry.step_key:
+            # A step resubmitted to the cloud is placed twice; its GPUs are billed where it finally ran.
+            run.placements[entry.step_key] = placement
+        elif placement.gpus:
+            raise MetadataError("placement_metadata", "placement event without a step key: GPU-seconds lost")
+
+    def _materialization(self, asset_key, metadata: dict[str, Any], timestamp: float) -> None:
+        asset = asset_key.to_user_string()
+        self.state.set_latest(catalog.ASSET_LAST_MATERIALIZATION, (asset,), timestamp, timestamp)
+        name = asset_key.path[-1]
+        if name == event_metadata.RAW_TELEMETRY:
+            packets = event_metadata.packets_from_raw_telemetry(metadata)
+            for outcome, count in packets.by_outcome.items():
+                self.state.inc(catalog.PACKETS, (outcome,), count)
+            for reason, count in packets.quarantined_by_reason.items():
+                self.state.inc(catalog.PACKETS_QUARANTINED, (reason,), count)
+        elif name == event_metadata.MODEL_EVALUATION:
+            values = event_metadata.model_metrics_from_evaluation(metadata)
+            self.state.replace_if_newer(catalog.MODEL_METRIC, values, timestamp)
+        elif name == event_metadata.CHAMPION_MODEL:
+            self.state.inc(catalog.PROMOTIONS, (event_metadata.promotion_outcome(metadata),))
+        elif name == event_metadata.INFRASTRUCTURE_READINESS:
+            ready = event_metadata.readiness_from_metadata(metadata)
+            values = {(component,): 1.0 if ok else 0.0 for component, ok in ready.items()}
+            self.state.replace_if_newer(catalog.READINESS_READY, values, timestamp)
+        elif name == event_metadata.UPLINK_PACKAGE:
+            latency = event_metadata.data_to_model_latency(metadata)
+            if latency is not None:
+                self.state.observe(catalog.DATA_TO_MODEL_LATENCY, (), latency)
+
+    def _observation(self, asset_key, metadata: dict[str, Any], timestamp: float) -> None:
+        if asset_key.path[-1] != event_metadata.ASTEROID_FEATURES:
+            return
+        drift = event_metadata.drift_from_observation(metadata)
+        if drift is None:
+            return
+        for spec, value in (
+            (catalog.DRIFT_MAX_PSI, drift.max_psi),
+            (catalog.DRIFT_FEATURES_OVER_THRESHOLD, drift.features_over_threshold),
+            (catalog.DRIFT_CLASS_MIX_SHIFT, drift.class_mix_shift),
+            (catalog.DRIFT_DETECTED, None if drift.detected is None else float(drift.detected)),
+        ):
+            if value is not None:
+                self.state.set_latest(spec, (), value, timestamp)
+
+    # -- gauges recomputed on every refresh -------------------------------------------------------
+
+    def _refresh_queued_age(self) -> None:
+        queued = RunsFilter(statuses=[DagsterRunStatus.QUEUED])
+        oldest = self.instance.get_run_records(queued, limit=1, order_by="create_timestamp", ascending=True)
+        age = max(self._clock() - oldest[0].create_timestamp.timestamp(), 0.0) if oldest else 0.0
+        self.state.replace(catalog.QUEUED_RUN_OLDEST_AGE, {(): age})
+
+    def _refresh_freshness(self) -> None:
+        keys = self.instance.get_asset_keys()
+        records = self.instance.get_freshness_state_records(list(keys)) if keys else {}
+        values: dict[tuple[str, ...], float] = {}
+        for key, record in records.items():
+            state = record.freshness_state.value
+            if state not in catalog.FRESHNESS_STATES:
+                continue  # NOT_APPLICABLE: the asset has no freshness policy any more
+            for candidate in catalog.FRESHNESS_STATES:
+                values[(key.to_user_string(), candidate)] = 1.0 if candidate == state else 0.0
+        self.state.replace(catalog.ASSET_FRESHNESS_STATE, values)
+
+    def _refresh_instigators(self) -> None:
+        statuses: dict[tuple[str, ...], float] = {}
+        timestamps: dict[tuple[str, ...], float] = {}
+        for instigator in self.instance.all_instigator_state():
+            kind = instigator.instigator_type.value.lower()
+            if kind not in catalog.INSTIGATOR_TYPES:
+                continue
+            ticks = self.instance.get_ticks(instigator.instigator_origin_id, instigator.selector_id, limit=1)
+            if not ticks:
+                continue
+            tick, name = ticks[0], instigator.instigator_name
+            for status in catalog.TICK_STATUSES:
+                statuses[(name, kind, status)] = 1.0 if tick.status.value == status else 0.0
+            timestamps[(name, kind)] = tick.timestamp
+        self.state.replace(catalog.INSTIGATOR_LAST_TICK_STATUS, statuses)
+        self.state.replace(catalog.INSTIGATOR_LAST_TICK_TIMESTAMP, timestamps)
+
+    def _refresh_daemons(self) -> None:
+        now = self._clock()
+        heartbeats = self.instance.get_daemon_heartbeats()
+        self.state.replace(
+            catalog.DAEMON_HEARTBEAT_AGE,
+            {(daemon,): max(now - beat.timestamp, 0.0) for daemon, beat in heartbeats.items()},
+        )
+
+
+def _describe(entry: EventLogEntry) -> str:
+    kind = entry.dagster_event_type.value if entry.dagster_event_type else "log"
+    step = f", step {entry.step_key}" if entry.step_key else ""
+    return f"{kind}{step}"

@@ -1,0 +1,152 @@
+"""A small real world for the automation tests: an instance, a lake and a champion, all at tiny scale.
+
+The simulator's ``demo`` drift preset is clean until 2025-03-05 and has a fleet-wide calibration step
+from 2025-03-22. ``world`` ingests two clean reference days, trains a champion on them (few epochs: its
+quality does not matter here, its reference statistics do), then ingests the drifted day and one more
+clean day (in that order, so a cursor just before the clean day sees only the clean day). Every
+materialization is real (simulated CCSDS downlinks → raw_telemetry → asteroid_features), so the drift
+sensor reads real event records and real partitions.
+"""
+
+import contextlib
+import dataclasses
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+import assets.features
+import assets.models
+import assets.readiness
+import assets.telemetry
+import assets.uplink
+from astromined.environment import load_settings
+from resources import build_resources
+
+REFERENCE_DAYS = ["2025-03-01", "2025-03-02"]
+CLEAN_DAY = "2025-03-04"
+DRIFTED_DAY = "2025-03-22"  # demo: CalibrationStep, ir_factor 0.93 fleet-wide
+INGEST = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
+TRAIN = [
+    assets.readiness.infrastructure_readiness,
+    assets.features.training_set,
+    assets.models.candidate_model,
+    assets.models.model_evaluation,
+    assets.models.champion_model,
+]
+TRAIN_CONFIG = {
+    "ops": {
+        "training_set": {"config": {"window_days": len(REFERENCE_DAYS)}},
+        "candidate_model": {"config": {"max_epochs": 15, "patience": 5}},
+        "infrastructure_readiness": {"config": {"min_free_disk_gib": 0.0}},
+    }
+}
+QUEUED_COORDINATOR = {
+    "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def loopback_service(command: list[str], ready_url: str, log_path: Path, timeout_s: float = 90):
+    """Start a real service on 127.0.0.1, wait until ``ready_url`` answers 200, stop it afterwards."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"{command[0]} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(ready_url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{command[0]} not ready at {ready_url} after {timeout_s} s")
+            time.sleep(0.3)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+@dataclasses.dataclass
+class World:
+    instance: dg.DagsterInstance
+    resources: dict
+    state_dir: Path
+    champion: str
+
+    def features_record(self, partition: str):
+        """The latest asteroid_features materialization record of a partition."""
+        records = self.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("asteroid_features"), asset_partitions=[partition]),
+            limit=1,
+        ).records
+        assert records, f"asteroid_features[{partition}] was never materialized"
+        return records[0]
+
+    def cursor_before(self, partition: str) -> str:
+        return str(self.features_record(partition).storage_id - 1)
+
+
+def ingest(instance: dg.DagsterInstance, resources: dict, day: str) -> None:
+    result = dg.materialize(INGEST, partition_key=day, resources=resources, instance=instance)
+    assert result.success, day
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    state = tmp_path_factory.mktemp("automation") / "state"
+    settings = load_settings(
+        {"ASTROMINED_STATE_DIR": str(state), "ASTROMINED_SCALE": "tiny", "ASTROMINED_DRIFT": "demo"}
+    )
+    resources = build_resources(settings)
+    with dg.instance_for_test(overrides=QUEUED_COORDINATOR) as instance:
+        for day in REFERENCE_DAYS:
+            ingest(instance, resources, day)
+        trained = dg.materialize(TRAIN, resources=resources, instance=instance, run_config=TRAIN_CONFIG)
+        assert trained.success
+        champion = trained.asset_materializations_for_node("champion_model")[0].metadata["champion"].value
+        for day in (DRIFTED_DAY, CLEAN_DAY):
+            ingest(instance, resources, day)
+        yield World(instance=instance, resources=resources, state_dir=state, champion=champion)
+
+
+@pytest.fixture(scope="session")
+def settings_env(world):
+    """Environment under which ``astromined.definitions`` loads the world's settings (for daemons)."""
+    values = {
+        "ASTROMINED_STATE_DIR": str(world.state_dir),
+        "ASTROMINED_SCALE": "tiny",
+        "ASTROMINED_DRIFT": "demo",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in values.items():
+            patch.setenv(name, value)
+        patch.delenv("ASTROMINED_ENV", raising=False)
+        yield values
+
+
+def alertmanager_binary() -> str:
+    for candidate in ("/usr/bin/prometheus-alertmanager", "/usr/local/bin/alertmanager"):
+        if os.path.exists(candidate):
+            return candidate
+    pytest.fail("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")
