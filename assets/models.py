@@ -26,6 +26,7 @@ from astromined.ml.promotion import PromotionPolicy, decide_promotion
 from astromined.ml.registry import ModelIntegrityError, ModelRegistry
 from astromined.ml.scoring import mining_value, rank_sectors
 from astromined.ml.train import TrainConfig, predict, train_model
+from astromined.placement.step_metadata import placement_metadata
 from astromined.storage import read_parquet, write_parquet
 from astromined.taxonomy import COMPLEX_INDEX, COMPLEXES, METAL_RICH_COMPLEX
 from resources import ComputeResource, LakeResource
@@ -134,6 +135,8 @@ def candidate_model(
             "validation_accuracy": validation_metrics["accuracy"],
             "validation_macro_f1": validation_metrics["macro_f1"],
             "training_partitions": dg.MetadataValue.json(partitions),
+            # Where the multi-cluster executor ran this step (empty outside Kubernetes).
+            **placement_metadata(),
         }
     )
 

@@ -117,7 +117,11 @@ def test_missing_landing_zone_day_fails_naming_the_partition(tiny_resources, tmp
     assert f"no downlink files for partition {DAY}" in failure.step_failure_data.error.message
 
 
-def test_candidate_trains_data_parallel_with_two_gloo_workers(tiny_resources):
+def test_candidate_trains_data_parallel_with_two_gloo_workers(tiny_resources, monkeypatch):
+    # As in a step pod of the multi-cluster executor, which passes its decision through the env.
+    monkeypatch.setenv("ASTROMINED_PLACEMENT_SITE", "cloud")
+    monkeypatch.setenv("ASTROMINED_PLACEMENT_CLUSTER", "eks")
+    monkeypatch.setenv("ASTROMINED_PLACEMENT_GPUS", "1")
     selection = [
         assets.telemetry.raw_telemetry,
         *assets.features.defs.assets,
@@ -135,5 +139,11 @@ def test_candidate_trains_data_parallel_with_two_gloo_workers(tiny_resources):
     assert result.success
     candidate = _metadata(result, "candidate_model")
     assert candidate["workers"] == 2
+    assert (candidate["placement/site"], candidate["placement/cluster"], candidate["placement/gpus"]) == (
+        "cloud",
+        "eks",
+        1,
+    )
+    assert "placement/reason" not in candidate
     _model, manifest = ModelRegistry(tiny_resources["lake"].store()).load(candidate["version"])
     assert manifest["metrics"]["validation_accuracy"] > 0.5
