@@ -208,7 +208,8 @@ PROMOTIONS = MetricSpec(
 STEP_PLACEMENTS = MetricSpec(
     "astromined_step_placements_total",
     "counter",
-    "Steps placed by the multi-cluster executor by site.",
+    "Steps started by the multi-cluster executor, by the site they ran on (a step moved to the cloud "
+    "before it started counts once, there).",
     ("site",),
 )
 GPU_SECONDS = MetricSpec(

@@ -66,6 +66,7 @@ class _Run:
     # Per-run pairing state, dropped once the run is fully read.
     step_starts: dict[str, float] = dataclasses.field(default_factory=dict)
     placements: dict[str, Placement] = dataclasses.field(default_factory=dict)
+    placement_counted: set[str] = dataclasses.field(default_factory=set)  # steps counted in this attempt
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +215,7 @@ class InstanceReader:
             self._to_read.discard(run_id)
             run.step_starts.clear()
             run.placements.clear()
+            run.placement_counted.clear()
         return read
 
     def _read_runless(self) -> int:
@@ -245,6 +247,7 @@ class InstanceReader:
             if run.status in TERMINAL:  # every record of a finished run was stored before its status
                 run.step_starts.clear()
                 run.placements.clear()
+                run.placement_counted.clear()
         return len(touched), total
 
     def _read_one_table_chunk(self) -> tuple[list[EventLogRecord], bool]:
@@ -330,6 +333,7 @@ class InstanceReader:
         kind = event.event_type
         if kind == DagsterEventType.STEP_START:
             run.step_starts[entry.step_key] = entry.timestamp
+            self._count_placement(run, entry.step_key)
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             self._step_finished(run, entry)
         elif kind == DagsterEventType.ENGINE_EVENT:
@@ -364,6 +368,7 @@ class InstanceReader:
             return  # a step that failed before it started (e.g. upstream output missing): no duration
         self.state.observe(catalog.STEP_DURATION, (run.job, step), duration)
         placement = run.placements.pop(step, None)
+        run.placement_counted.discard(step)  # a retry of the step is placed (and counted) again
         if placement is not None and placement.gpus:
             self.state.inc(catalog.GPU_SECONDS, (placement.site,), placement.gpus * duration)
 
@@ -373,12 +378,21 @@ class InstanceReader:
         placement = event_metadata.placement_from_engine_event(unwrap_metadata(metadata))
         if placement is None:
             return
+        if not entry.step_key:
+            raise MetadataError("placement_metadata", "placement event without a step key: step not counted")
+        # A step resubmitted to the cloud is placed twice before it starts: the last placement is where it
+        # runs, so it is counted (and its GPUs billed) there, once.
+        run.placements[entry.step_key] = placement
+        if entry.step_key in run.step_starts:
+            # Single-cluster mode records the placement once the pod is bound, possibly after the start.
+            self._count_placement(run, entry.step_key)
+
+    def _count_placement(self, run: _Run, step: str) -> None:
+        placement = run.placements.get(step)
+        if placement is None or step in run.placement_counted:
+            return
+        run.placement_counted.add(step)
         self.state.inc(catalog.STEP_PLACEMENTS, (placement.site,))
-        if entry.step_key:
-            # A step resubmitted to the cloud is placed twice; its GPUs are billed where it finally ran.
-            run.placements[entry.step_key] = placement
-        elif placement.gpus:
-            raise MetadataError("placement_metadata", "placement event without a step key: GPU-seconds lost")
 
     def _materialization(self, asset_key, metadata: dict[str, Any], timestamp: float) -> None:
         asset = asset_key.to_user_string()

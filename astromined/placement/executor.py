@@ -26,6 +26,7 @@ nodes for GPU steps; the site is recorded once the pod is bound to a node.
 """
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,6 +37,7 @@ import kubernetes.config
 import urllib3.exceptions
 import yaml
 from dagster import (
+    Bool,
     Enum,
     EnumValue,
     Field,
@@ -173,11 +175,20 @@ PLACEMENT_EXECUTOR_CONFIG_SCHEMA = merge_dicts(
         "cloud_unreachable_timeout_s": Field(Float, is_required=False, default_value=900.0),
         "health_check_interval_s": Field(Int, is_required=False, default_value=20),
         "api_timeout_s": Field(Float, is_required=False, default_value=10.0),
+        "watch_cluster_state": Field(
+            Bool,
+            is_required=False,
+            default_value=True,
+            description="GPU decisions read on-prem nodes and pods from a watch-based cache (list + watch, "
+            "started with the run) instead of listing them per decision. Needs the 'watch' verb on nodes "
+            "and pods; without it the executor falls back to lists.",
+        ),
         "snapshot_ttl_s": Field(
             Float,
             is_required=False,
             default_value=2.0,
-            description="GPU decisions within this many seconds share one on-prem snapshot (0: every time).",
+            description="Without the watch cache: GPU decisions within this many seconds share one listed "
+            "on-prem snapshot (0: list every time).",
         ),
         # Used when the instance's run launcher is not a K8sRunLauncher (which otherwise supplies them).
         "dagster_home": Field(Noneable(StringSource), is_required=False, default_value=None),
@@ -358,6 +369,7 @@ class PlacementStepHandler(K8sStepHandler):
         enable_owner_references: bool = False,
         fallback_job_config: DagsterK8sJobConfig | None = None,
         clock=time.monotonic,
+        wall_clock=time.time,
     ) -> None:
         StepHandler.__init__(self)
         self._settings = settings
@@ -368,6 +380,7 @@ class PlacementStepHandler(K8sStepHandler):
         self._enable_owner_references = enable_owner_references
         self._fallback_job_config = fallback_job_config or DagsterK8sJobConfig()
         self._clock = clock
+        self._wall_clock = wall_clock
         self._kubeconfig_file = settings.kubeconfig_file
         home = next((c.context for c in settings.clusters if c.in_cluster), None)
         self._home_cluster = home or next(iter(self._clients))
@@ -493,6 +506,7 @@ class PlacementStepHandler(K8sStepHandler):
                 metadata={"Kubernetes Job name": MetadataValue.text(job_name)},
             )
             return
+        self._placer.start_watching()
         self._place(ctx, step_key, job_name, container_context, request)
         yield from ()
 
@@ -528,7 +542,7 @@ class PlacementStepHandler(K8sStepHandler):
                 continue
             self._waiting.pop(step_key, None)
             self._placements[step_key] = _Placement(job_name, cluster, decision.site, request)
-            self._record(ctx, step_key, job_name, decision, trace.seconds, why_moved)
+            self._record(ctx, step_key, job_name, decision, trace.seconds, why_moved, trace.source_summary)
             return True
         raise PlacementError(f"step {step_key}: no cluster accepted job {job_name} ({unusable})")
 
@@ -553,6 +567,7 @@ class PlacementStepHandler(K8sStepHandler):
         decision: Decision,
         seconds: float,
         why_moved: str,
+        snapshot_sources: str = "",
     ) -> None:
         step_context = ctx.get_step_context(step_key)
         site = cast("Site", decision.site)
@@ -579,6 +594,11 @@ class PlacementStepHandler(K8sStepHandler):
                     "placement/reason": MetadataValue.text(why_moved or decision.reason),
                     "placement/gpus": MetadataValue.int(decision.gpus),
                     "placement/decision_ms": MetadataValue.float(round(seconds * 1000, 2)),
+                    **(
+                        {"placement/snapshot": MetadataValue.text(snapshot_sources)}
+                        if snapshot_sources
+                        else {}
+                    ),
                     "Kubernetes Job name": MetadataValue.text(job_name),
                 }
             ),
@@ -736,8 +756,8 @@ class PlacementStepHandler(K8sStepHandler):
             return
         now = self._clock()
         since = self._unschedulable_since.setdefault(job_name, now)
-        elapsed = now - since
         pod, condition = stuck[0]
+        elapsed = unschedulable_seconds(condition, now - since, self._wall_clock())
         if elapsed < self._settings.unschedulable_timeout_s:
             return
         why = (
@@ -795,6 +815,11 @@ class PlacementStepHandler(K8sStepHandler):
         )
         self._record(ctx, step_key, placement.job_name, decision, 0.0, "")
 
+    def close(self) -> None:
+        """Stop the placer's watch caches (the executor calls this when the run's steps are done)."""
+        if self._placer is not None:
+            self._placer.close()
+
     def _forget(self, job_name: str) -> None:
         self._unschedulable_since.pop(job_name, None)
         if self._placer is not None:
@@ -824,6 +849,26 @@ class PlacementStepHandler(K8sStepHandler):
         )
         self._clients[placement.cluster].delete_job(job_name=job_name, namespace=self._namespace)
         self._forget(job_name)
+
+
+def unschedulable_seconds(condition: Mapping[str, Any], seen_for: float, wall_now: float) -> float:
+    """How long a pod has been Unschedulable: the longer of how long this step handler has seen it so and
+    the age of the condition's lastTransitionTime, so a restarted run worker does not start the clock over."""
+    return max(seen_for, _seconds_since(condition.get("lastTransitionTime"), wall_now))
+
+
+def _seconds_since(timestamp: str | None, now: float) -> float:
+    """Seconds from a Kubernetes RFC 3339 timestamp to ``now`` (epoch seconds); 0 if absent, unreadable or
+    in the future (clock skew between the API server and us)."""
+    if not timestamp:
+        return 0.0
+    try:
+        then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=dt.UTC)
+    return max(0.0, now - then.timestamp())
 
 
 def _unschedulable_condition(pod: Mapping[str, Any]) -> dict | None:
@@ -870,7 +915,21 @@ def astromined_k8s_executor(init_context: InitExecutorContext) -> Executor:
     return build_executor(init_context.executor_config, init_context.instance.run_launcher)
 
 
-def build_executor(exc_cfg: Mapping[str, Any], run_launcher=None, clients=None) -> StepDelegatingExecutor:
+class PlacementExecutor(StepDelegatingExecutor):
+    """StepDelegatingExecutor that stops its step handler's watch caches when the run's steps are done."""
+
+    def __init__(self, step_handler: PlacementStepHandler, **kwargs: Any) -> None:
+        super().__init__(step_handler, **kwargs)
+        self._placement_handler = step_handler
+
+    def execute(self, plan_context, execution_plan):
+        try:
+            yield from super().execute(plan_context, execution_plan)
+        finally:
+            self._placement_handler.close()
+
+
+def build_executor(exc_cfg: Mapping[str, Any], run_launcher=None, clients=None) -> PlacementExecutor:
     settings = settings_from_config(exc_cfg)
     k8s_launcher = run_launcher if isinstance(run_launcher, K8sRunLauncher) else None
     if (
@@ -910,7 +969,7 @@ def build_executor(exc_cfg: Mapping[str, Any], run_launcher=None, clients=None) 
             image_pull_policy=exc_cfg.get("image_pull_policy"),
         ),
     )
-    return StepDelegatingExecutor(
+    return PlacementExecutor(
         handler,
         retries=RetryMode.from_config(exc_cfg["retries"]),  # type: ignore[arg-type]
         max_concurrent=exc_cfg.get("max_concurrent"),

@@ -5,6 +5,10 @@ placement is therefore *reserved* in a ledger the moment it is decided and stays
 up bound to a node in a later snapshot (its requests are then counted by the node itself), its pod is gone
 (finished or deleted), or the executor releases it. Every decision sees every earlier reservation.
 
+GPU decisions read the on-prem clusters from a watch-based cache (``informer.py``) started by
+`start_watching`, plus one reachability probe per decision; without it (not started, not synced yet, the watch
+refused, or disconnected) they list the cluster, sharing a listed snapshot for ``snapshot_ttl_s``.
+
 No Dagster here: the executor (``executor.py``) passes in one CoreV1Api per cluster.
 """
 
@@ -16,6 +20,7 @@ from collections.abc import Callable, Collection, Mapping
 
 import kubernetes.client
 
+from astromined.placement.informer import ClusterInformer
 from astromined.placement.policy import (
     ClusterSnapshot,
     Decision,
@@ -48,6 +53,12 @@ class DecisionTrace:
     decision: Decision
     snapshots: Mapping[str, ClusterSnapshot]
     seconds: float
+    # How each cluster was looked at: "watch cache", "list", "cached list", "probe", "unusable".
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def source_summary(self) -> str:
+        return ", ".join(f"{cluster}: {source}" for cluster, source in sorted(self.sources.items()))
 
 
 class Placer:
@@ -67,8 +78,33 @@ class Placer:
         self._clock = clock
         self._timeout = (min(3.0, settings.api_timeout_s), settings.api_timeout_s)
         self._ledger: dict[str, _LedgerEntry] = {}
-        self._snapshots: dict[str, tuple[float, ClusterSnapshot]] = {}  # full snapshots by cluster
+        self._snapshots: dict[str, tuple[float, ClusterSnapshot]] = {}  # listed snapshots by cluster
+        self._informers: dict[str, ClusterInformer] = {}
         self._lock = threading.Lock()
+
+    def start_watching(self) -> None:
+        """Start the watch caches of the on-prem clusters (idempotent). Their first list runs in the
+        background; a GPU decision before it completes waits for it up to ``api_timeout_s``."""
+        if not self._settings.watch_cluster_state:
+            return
+        for cluster in self._settings.clusters:
+            if cluster.site is Site.ONPREM and cluster.context not in self._informers:
+                self._informers[cluster.context] = ClusterInformer(
+                    self._core_apis[cluster.context],
+                    cluster.context,
+                    cluster.site,
+                    node_selector=cluster.gpu_node_selector,
+                    request_timeout=self._timeout,
+                ).start()
+
+    def informer(self, context: str) -> ClusterInformer | None:
+        return self._informers.get(context)
+
+    def close(self) -> None:
+        """Stop the watch caches."""
+        informers, self._informers = list(self._informers.values()), {}
+        for informer in informers:
+            informer.stop()
 
     def reservations(self) -> list[Reservation]:
         with self._lock:
@@ -100,13 +136,17 @@ class Placer:
         started = time.perf_counter()
         unusable = dict(unusable or {})
         snapshots: dict[str, ClusterSnapshot] = {}
+        sources: dict[str, str] = {}
         for cluster in self._settings.clusters:
             if cluster.context in unusable:
                 snapshots[cluster.context] = ClusterSnapshot.unreachable(
                     cluster.context, cluster.site, unusable[cluster.context]
                 )
+                sources[cluster.context] = "unusable"
             elif cluster.site is Site.ONPREM:
-                snapshots[cluster.context] = self._look(cluster.context, cluster.site, full=request.gpus > 0)
+                snapshots[cluster.context] = self._look(
+                    cluster.context, cluster.site, full=request.gpus > 0, sources=sources
+                )
             else:
                 snapshots[cluster.context] = ClusterSnapshot.reachable_only(cluster.context, cluster.site)
         config = self._settings.policy_config
@@ -118,24 +158,45 @@ class Placer:
             and decision.cluster not in unusable
         ):
             probed.add(decision.cluster)
-            snapshots[decision.cluster] = self._look(decision.cluster, Site.CLOUD, full=False)
+            snapshots[decision.cluster] = self._look(
+                decision.cluster, Site.CLOUD, full=False, sources=sources
+            )
             decision = decide(snapshots, request, config, self._current_reservations(snapshots.values()))
         if decision.is_wait:
             # Every cloud cluster the policy could fall back on has now been looked at for real.
             for cluster in self._settings.clusters:
                 if cluster.site is Site.CLOUD and cluster.context not in unusable.keys() | probed:
-                    snapshots[cluster.context] = self._look(cluster.context, Site.CLOUD, full=False)
+                    snapshots[cluster.context] = self._look(
+                        cluster.context, Site.CLOUD, full=False, sources=sources
+                    )
             decision = decide(snapshots, request, config, self._current_reservations(snapshots.values()))
-        return DecisionTrace(decision, snapshots, time.perf_counter() - started)
+        return DecisionTrace(decision, snapshots, time.perf_counter() - started, sources)
 
-    def _look(self, context: str, site: Site, *, full: bool) -> ClusterSnapshot:
+    def _look(self, context: str, site: Site, *, full: bool, sources: dict[str, str]) -> ClusterSnapshot:
         core = self._core_apis[context]
         if not full:
+            sources[context] = "probe"
             return probe(core, context, site, self._namespace, timeout=self._timeout)
+        informer = self._informers.get(context)
+        if informer is not None and informer.usable:
+            # The cache cannot tell a silent network partition from a quiet cluster: one cheap read says
+            # whether the API answers now.
+            reachable = probe(core, context, site, self._namespace, timeout=self._timeout)
+            if not reachable.reachable:
+                sources[context] = "probe"
+                return reachable
+            # Before its first list completes, wait for it rather than listing twice.
+            wait_s = 0.0 if informer.synced else self._settings.api_timeout_s
+            cached = informer.snapshot(wait_s=wait_s)
+            if cached is not None:
+                sources[context] = "watch cache"
+                return cached
         now = self._clock()
-        cached = self._snapshots.get(context)
-        if cached is not None and now - cached[0] < self._settings.snapshot_ttl_s:
-            return cached[1]
+        cached_list = self._snapshots.get(context)
+        if cached_list is not None and now - cached_list[0] < self._settings.snapshot_ttl_s:
+            sources[context] = "cached list"
+            return cached_list[1]
+        sources[context] = "list"
         selector = self._settings.cluster(context).gpu_node_selector
         snapshot = take_snapshot(core, context, site, timeout=self._timeout, node_selector=selector)
         if snapshot.reachable:

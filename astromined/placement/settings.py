@@ -68,6 +68,8 @@ class PlacementSettings:
     api_timeout_s: float
     # A GPU decision reuses an on-prem snapshot this young (the ledger covers placements made since).
     snapshot_ttl_s: float = 2.0
+    # GPU decisions read on-prem clusters from a watch-based cache (informer.py) instead of listing them.
+    watch_cluster_state: bool = True
 
     @property
     def policy_config(self) -> PolicyConfig:
@@ -133,6 +135,7 @@ def settings_from_config(config: Mapping[str, Any]) -> PlacementSettings:
         health_check_interval_s=int(config.get("health_check_interval_s", 20)),
         api_timeout_s=float(config.get("api_timeout_s", 10.0)),
         snapshot_ttl_s=float(config.get("snapshot_ttl_s", 2.0)),
+        watch_cluster_state=bool(config.get("watch_cluster_state", True)),
     )
     settings.policy_config  # noqa: B018 - validates: one on-prem cluster at least, no duplicates
     for name in (

@@ -9,9 +9,10 @@ An API that does not answer (connection refused, timeout, 5xx) gives an *unreach
 the error, never an exception: unreachability is an input of the policy, not a crash.
 """
 
+import dataclasses
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import kubernetes.client
@@ -125,6 +126,30 @@ def take_snapshot(
     return snapshot_from_lists(cluster, site, nodes.get("items") or [], pods.get("items") or [])
 
 
+@dataclasses.dataclass(frozen=True)
+class PodRecord:
+    """What the policy needs of one non-terminated pod."""
+
+    name: str
+    node_name: str | None
+    requests: Resources
+    placement_id: str | None
+
+
+def pod_record(item: Mapping[str, Any], cluster: str) -> PodRecord | None:
+    """The record of one pod's JSON, or None for a terminated pod (its requests no longer count)."""
+    metadata = item.get("metadata") or {}
+    if (item.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    spec = item.get("spec") or {}
+    return PodRecord(
+        name=str(metadata.get("name")),
+        node_name=spec.get("nodeName") or None,
+        requests=pod_requests(spec, f"pod {metadata.get('namespace')}/{metadata.get('name')} on {cluster}"),
+        placement_id=(metadata.get("labels") or {}).get(PLACEMENT_ID_LABEL),
+    )
+
+
 def snapshot_from_lists(
     cluster: str, site: Site, node_items: Sequence[Mapping[str, Any]], pod_items: Sequence[Mapping[str, Any]]
 ) -> ClusterSnapshot:
@@ -132,41 +157,62 @@ def snapshot_from_lists(
     added up for the pods bound to the listed nodes and for pods not bound yet; other pods only count as
     seen (their node is not a candidate)."""
     node_names = {(item.get("metadata") or {}).get("name") for item in node_items}
+    records = [record for pod in pod_items if (record := _listed_pod(pod, cluster, node_names))]
+    nodes = [node_from_json(item, cluster) for item in node_items]
+    return snapshot_from_records(cluster, site, nodes, records)
+
+
+def _listed_pod(item: Mapping[str, Any], cluster: str, node_names: set) -> PodRecord | None:
+    """Pods bound to nodes outside the listing only count as seen: their requests are not read (nor
+    checked), as before the records existed."""
+    node_name = (item.get("spec") or {}).get("nodeName")
+    if node_name and node_name not in node_names:
+        if (item.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        metadata = item.get("metadata") or {}
+        placement_id = (metadata.get("labels") or {}).get(PLACEMENT_ID_LABEL)
+        return PodRecord(str(metadata.get("name")), node_name, Resources(), placement_id)
+    return pod_record(item, cluster)
+
+
+def snapshot_from_records(
+    cluster: str, site: Site, nodes: Iterable[NodeSnapshot], pods: Iterable[PodRecord]
+) -> ClusterSnapshot:
+    """A snapshot from nodes (their ``requested`` ignored) and the non-terminated pods: requests are added up
+    per listed node, unbound pods are pending, pods on other nodes only count as seen."""
+    nodes = list(nodes)
+    node_names = {node.name for node in nodes}
     requested: dict[str, Resources] = {}
     pending: list[PendingPod] = []
     bound_ids: set[str] = set()
     seen_ids: set[str] = set()
-    for pod in pod_items:
-        metadata = pod.get("metadata") or {}
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue  # an API without field selectors
-        placement_id = (metadata.get("labels") or {}).get(PLACEMENT_ID_LABEL)
-        spec = pod.get("spec") or {}
-        node_name = spec.get("nodeName")
-        if placement_id:
-            seen_ids.add(placement_id)
-            if node_name:
-                bound_ids.add(placement_id)
-        if node_name and node_name not in node_names:
-            continue
-        requests = pod_requests(spec, f"pod {metadata.get('namespace')}/{metadata.get('name')} on {cluster}")
-        if node_name:
-            requested[node_name] = requested.get(node_name, Resources()) + requests
-        else:
-            pending.append(PendingPod(str(metadata.get("name")), requests, placement_id))
-    nodes = tuple(sorted((_node(item, requested, cluster) for item in node_items), key=lambda n: n.name))
+    for pod in pods:
+        if pod.placement_id:
+            seen_ids.add(pod.placement_id)
+            if pod.node_name:
+                bound_ids.add(pod.placement_id)
+        if pod.node_name is None:
+            pending.append(PendingPod(pod.name, pod.requests, pod.placement_id))
+        elif pod.node_name in node_names:
+            requested[pod.node_name] = requested.get(pod.node_name, Resources()) + pod.requests
     return ClusterSnapshot(
         cluster=cluster,
         site=site,
         reachable=True,
-        nodes=nodes,
+        nodes=tuple(
+            sorted(
+                (dataclasses.replace(n, requested=requested.get(n.name, Resources())) for n in nodes),
+                key=lambda n: n.name,
+            )
+        ),
         pending=tuple(pending),
         bound_placement_ids=frozenset(bound_ids),
         seen_placement_ids=frozenset(seen_ids),
     )
 
 
-def _node(item: Mapping[str, Any], requested: Mapping[str, Resources], cluster: str) -> NodeSnapshot:
+def node_from_json(item: Mapping[str, Any], cluster: str) -> NodeSnapshot:
+    """A node's snapshot from its JSON, with nothing requested yet."""
     metadata = item.get("metadata") or {}
     name = str(metadata.get("name"))
     spec = item.get("spec") or {}
@@ -193,7 +239,7 @@ def _node(item: Mapping[str, Any], requested: Mapping[str, Resources], cluster: 
         labels=dict(metadata.get("labels") or {}),
         taints=taints,
         allocatable=capacity,
-        requested=requested.get(name, Resources()),
+        requested=Resources(),
         ready=ready,
         schedulable=not spec.get("unschedulable", False),
     )

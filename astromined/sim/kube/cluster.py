@@ -33,10 +33,13 @@ from astromined.sim.kube.selectors import (
     parse_label_selector,
 )
 from astromined.sim.kube.spec import ClusterSpec
+from astromined.sim.kube.watch import Change, ChangeLog, WatchRequest, WatchStream
 
 NO_RUN_ANNOTATION = "sim.astromined.io/run"
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 MAX_EVENTS = 20_000
+# Changes kept for watches that resume from a resourceVersion; older ones answer 410 Expired.
+WATCH_LOG_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class SimulatedCluster:
         job_backoff_seconds: float = 1.0,
         max_grace_seconds: float = 10.0,
         restart_backoff_seconds: float = 1.0,
+        watch_bookmark_interval_s: float = 1.0,
+        watch_log_size: int = WATCH_LOG_SIZE,
     ):
         self.spec = spec
         self.name, self.site = spec.name, spec.site
@@ -107,6 +112,9 @@ class SimulatedCluster:
         self.api_latency = 0.0
         self._host, self._port = host, port
         self._rv = 0
+        self._changes = ChangeLog(watch_log_size)
+        self.watch_bookmark_interval_s = watch_bookmark_interval_s
+        self.watch_forbidden = False
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self._json: dict[str, dict[Key, bytes]] = {kind: {} for kind in KINDS}
         # (label key, value) → object keys, for the equality selectors dagster-k8s uses (job-name=...).
@@ -200,6 +208,11 @@ class SimulatedCluster:
         if seconds < 0:
             raise ValueError("latency must be >= 0")
         self.api_latency = float(seconds)
+
+    def set_watch_forbidden(self, forbidden: bool) -> None:
+        """Answer every ``?watch=true`` with 403 Forbidden, as for a service account whose RBAC role lacks
+        the ``watch`` verb."""
+        self.watch_forbidden = bool(forbidden)
 
     def set_image_pull_delay(self, seconds: float) -> None:
         """How long a bound pod stays Pending in ContainerCreating before its process starts."""
@@ -321,14 +334,15 @@ class SimulatedCluster:
         """Insert a new object. Labels are indexed here: the simulator never changes labels afterwards."""
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
-        if key in self._objects[kind]:
+        created = key not in self._objects[kind]
+        if not created:
             self._unindex(kind, key)
         self._objects[kind][key] = obj
         self._sorted_keys[kind] = None
         index = self._label_index[kind]
         for label in (meta.get("labels") or {}).items():
             index.setdefault(label, set()).add(key)
-        self._touch(kind, obj)
+        self._touch(kind, obj, created=created)
 
     def _unindex(self, kind: str, key: Key) -> None:
         index = self._label_index[kind]
@@ -339,7 +353,7 @@ class SimulatedCluster:
                 if not keys:
                     del index[label]
 
-    def _touch(self, kind: str, obj: dict[str, Any]) -> None:
+    def _touch(self, kind: str, obj: dict[str, Any], *, created: bool = False) -> None:
         self._rv += 1
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self._rv)
@@ -347,6 +361,7 @@ class SimulatedCluster:
         self._json[kind].pop(key, None)
         if kind == "pods":
             self._pod_phase[key] = (obj.get("status") or {}).get("phase", "")
+        self._changes.append(Change(self._rv, kind, key, created=created))
 
     def _remove(self, kind: str, key: Key) -> dict[str, Any] | None:
         self._json[kind].pop(key, None)
@@ -357,7 +372,9 @@ class SimulatedCluster:
         self._sorted_keys[kind] = None
         if kind == "pods":
             self._pod_phase.pop(key, None)
-        return self._objects[kind].pop(key)
+        removed = self._objects[kind].pop(key)
+        self._changes.append(Change(self._rv, kind, key, removed))
+        return removed
 
     def _candidates(self, kind: str, namespace: str | None, labels: tuple, fields: tuple) -> list[Key]:
         """Keys that may match, in (namespace, name) order: narrowed by a metadata.name field or a label
@@ -401,9 +418,60 @@ class SimulatedCluster:
 
     # --- API operations (called by the HTTP server) ---------------------------------------------------------
 
+    def api_watch(
+        self, kind: str, namespace: str | None, query: Mapping[str, str], is_open: Callable[[], bool]
+    ) -> WatchStream:
+        """``?watch=true``: see `astromined.sim.kube.watch`. ``is_open`` tells the stream whether its HTTP
+        connection may go on (the API-down switch)."""
+        if self.watch_forbidden:
+            scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+            raise o.ApiError(
+                403,
+                "Forbidden",
+                f'{kind} is forbidden: User "system:serviceaccount:dagster:astromined" cannot watch resource '
+                f'"{kind}" in API group "{KINDS[kind].group}" {scope}',
+            )
+        request = WatchRequest.from_query(kind, namespace, query)
+        if namespace is not None and KINDS[kind].namespaced:
+            with self.lock:
+                self._require_namespace(namespace)
+        return WatchStream(
+            self,
+            request,
+            self.watch_bookmark_interval_s,
+            lambda: is_open() and not self._stopped.is_set(),
+        )
+
+    # The store as `WatchStream` reads it (under `self.lock`, except `wait_for_change`).
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def kind_info(self, kind: str) -> Kind:
+        return KINDS[kind]
+
+    def watch_keys(self, kind: str) -> list[Key]:
+        return self._candidates(kind, None, (), ())
+
+    def watch_object(self, kind: str, key: Key) -> dict[str, Any] | None:
+        return self._objects[kind].get(key)
+
+    def watch_json(self, kind: str, key: Key) -> bytes:
+        return self._with_kind(kind, self._item_json(kind, key))
+
+    def watch_json_of(self, kind: str, obj: Mapping[str, Any]) -> bytes:
+        return self._with_kind(kind, json.dumps(obj, separators=(",", ":")).encode())
+
+    def changes_after(self, resource_version: int) -> list[Change]:
+        return self._changes.after(resource_version)
+
+    def wait_for_change(self, resource_version: int, timeout: float) -> None:
+        condition = self._changes.condition
+        with condition:
+            condition.wait_for(lambda: self._rv > resource_version, timeout=max(0.0, timeout))
+
     def api_list(self, kind: str, namespace: str | None, query: Mapping[str, str]) -> bytes:
-        if query.get("watch") in ("true", "1"):
-            raise o.bad_request("watch is not supported by the AstroMined Kubernetes simulator")
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"), kind)
         limit = int(query["limit"]) if query.get("limit") else 0
@@ -656,9 +724,12 @@ class SimulatedCluster:
             current = next((c for c in status.get("conditions") or [] if c["type"] == "PodScheduled"), None)
             if current is None or current.get("message") != decision.message:
                 status["phase"] = "Pending"
+                # As kube-scheduler: lastTransitionTime changes with the status, not with the message.
+                unchanged = current is not None and current.get("status") == "False"
+                stamp = current["lastTransitionTime"] if unchanged else o.now()
                 status["conditions"] = [
                     {
-                        **_condition("PodScheduled", "False", o.now()),
+                        **_condition("PodScheduled", "False", stamp),
                         "reason": "Unschedulable",
                         "message": decision.message,
                     }

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from astromined.sim.kube.objects import ApiError
 from astromined.sim.kube.selectors import SelectorError
+from astromined.sim.kube.watch import WatchStream, is_true
 
 if TYPE_CHECKING:
     from astromined.sim.kube.cluster import SimulatedCluster
@@ -42,14 +43,14 @@ CORE_RESOURCES = {
     "kind": "APIResourceList",
     "groupVersion": "v1",
     "resources": [
-        _resource("namespaces", "Namespace", False, ["create", "delete", "get", "list"], ["ns"]),
+        _resource("namespaces", "Namespace", False, ["create", "delete", "get", "list", "watch"], ["ns"]),
         _resource("namespaces/status", "Namespace", False, ["get"]),
-        _resource("nodes", "Node", False, _READ, ["no"]),
+        _resource("nodes", "Node", False, [*_READ, "watch"], ["no"]),
         _resource("nodes/status", "Node", False, ["get"]),
-        _resource("pods", "Pod", True, ["create", "delete", "get", "list"], ["po"]),
+        _resource("pods", "Pod", True, ["create", "delete", "get", "list", "watch"], ["po"]),
         _resource("pods/log", "Pod", True, ["get"]),
         _resource("pods/status", "Pod", True, ["get"]),
-        _resource("events", "Event", True, _READ, ["ev"]),
+        _resource("events", "Event", True, [*_READ, "watch"], ["ev"]),
     ],
 }
 BATCH_RESOURCES = {
@@ -57,7 +58,7 @@ BATCH_RESOURCES = {
     "apiVersion": "v1",
     "groupVersion": "batch/v1",
     "resources": [
-        _resource("jobs", "Job", True, ["create", "delete", "get", "list"]),
+        _resource("jobs", "Job", True, ["create", "delete", "get", "list", "watch"]),
         _resource("jobs/status", "Job", True, ["get"]),
     ],
 }
@@ -140,6 +141,9 @@ class ApiServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the body of a small answer waits for
+    # the client's delayed ACK (~40 ms on Linux). Go's net/http, and so kube-apiserver, sets TCP_NODELAY too.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -189,12 +193,36 @@ class _Handler(BaseHTTPRequestHandler):
         if api.down:
             self.close_connection = True
             return
+        if isinstance(payload, WatchStream):
+            self._stream(payload)
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-cache, private")
         self.end_headers()
         self.wfile.write(payload)
+
+    def _stream(self, stream: WatchStream) -> None:
+        """A watch: one HTTP chunk per batch of events, until the stream ends (timeout, API down, cluster
+        stopped) or the client goes away."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+        try:
+            for batch in stream:
+                if batch:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(batch), batch))
+                    self.wfile.flush()
+            if self.server.api.down:
+                self.close_connection = True
+                return
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:  # the client closed the connection, or the API-down switch closed it
+            self.close_connection = True
 
     def _read_body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -206,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise ApiError(400, "BadRequest", "the request body is not valid JSON") from None
 
-    def _route(self, method: str, body: Any) -> tuple[int, str, bytes]:
+    def _route(self, method: str, body: Any) -> tuple[int, str, bytes | WatchStream]:
         cluster = self.server.api.cluster
         parts = urlsplit(self.path)
         path, query = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -231,6 +259,13 @@ class _Handler(BaseHTTPRequestHandler):
             groups["name"],
             groups.get("sub"),
         )
+        if method == "GET" and name is None and is_true(query.get("watch")):
+            api = self.server.api
+            return (
+                200,
+                "application/json",
+                cluster.api_watch(resource, namespace, query, lambda: not api.down),
+            )
         if method == "GET" and name is None:
             return 200, "application/json", cluster.api_list(resource, namespace, query)
         if method == "POST" and name is None:

@@ -39,8 +39,29 @@ PIPELINE_JOB = "test_pipeline"
 FAILING_JOB = "test_failing"
 
 
+def report_placement(context, step_key: str, site: str, gpus: int, reason: str) -> None:
+    """The engine event the multi-cluster executor records for a placement decision."""
+    context.instance.report_engine_event(
+        f"placed {step_key} on {site}: {reason}",
+        context.run,
+        EngineEventData(
+            metadata={
+                "placement/site": site,
+                "placement/cluster": {"cloud": "eks", "onprem": "eks-a"}[site],
+                "placement/reason": reason,
+                "placement/gpus": gpus,
+            }
+        ),
+        step_key=step_key,
+    )
+
+
 @dg.asset(check_specs=[dg.AssetCheckSpec("packets_reconcile", asset="raw_telemetry")])
-def raw_telemetry():
+def raw_telemetry(context: dg.AssetExecutionContext):
+    # Before candidate_model starts, as the run worker does: placed on-prem, left Unschedulable, moved to
+    # the cloud. It runs (and counts) once, in the cloud.
+    report_placement(context, "candidate_model", "onprem", 2, "1 GPU free on v100-1")
+    report_placement(context, "candidate_model", "cloud", 2, "moved: Unschedulable on eks-a for 301s")
     yield dg.MaterializeResult(
         metadata={
             "packets_in": 115,
@@ -54,27 +75,15 @@ def raw_telemetry():
 
 
 @dg.asset(deps=[raw_telemetry])
-def candidate_model(context: dg.AssetExecutionContext):
-    # What the multi-cluster executor reports when it places the GPU step (here from inside the step).
-    context.instance.report_engine_event(
-        "placed candidate_model on cloud: on-prem GPUs busy",
-        context.run,
-        EngineEventData(
-            metadata={
-                "placement/site": "cloud",
-                "placement/cluster": "eks",
-                "placement/reason": "on-prem GPUs busy",
-                "placement/gpus": 2,
-            }
-        ),
-        step_key="candidate_model",
-    )
+def candidate_model():
     time.sleep(0.05)
     return dg.MaterializeResult(metadata={"version": "v0001"})
 
 
 @dg.asset(deps=[candidate_model])
-def model_evaluation():
+def model_evaluation(context: dg.AssetExecutionContext):
+    # Recorded after the step started, as single-cluster mode does once the pod is bound.
+    report_placement(context, "model_evaluation", "cloud", 0, "single cluster: bound to a cloud node")
     return dg.MaterializeResult(
         metadata={
             "accuracy": 0.91,
@@ -301,7 +310,9 @@ def test_domain_metrics_from_event_metadata(first):
 
 
 def test_placements_and_gpu_seconds_are_gpus_times_the_step_duration(first):
-    assert _value(first, "astromined_step_placements_total", site="cloud") == 1
+    # candidate_model (moved on-prem -> cloud before it started) once, model_evaluation (late) once.
+    assert _value(first, "astromined_step_placements_total", site="cloud") == 2
+    assert ("astromined_step_placements_total", frozenset({("site", "onprem")})) not in first
     duration = _value(first, "astromined_step_duration_seconds_sum", job=PIPELINE_JOB, step="candidate_model")
     assert _value(first, "astromined_gpu_seconds_total", site="cloud") == pytest.approx(2 * duration)
 

@@ -152,6 +152,18 @@ def placements(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str
     return found
 
 
+def snapshot_sources(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """How each step's placement decision looked at the clusters (placement/snapshot), by step."""
+    found = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is not None and event.is_engine_event:
+            metadata = event.engine_event_data.metadata or {}
+            if "placement/snapshot" in metadata:
+                found[event.step_key] = metadata["placement/snapshot"].value
+    return found
+
+
 def output_metadata(result, step_key: str) -> dict:
     """Metadata the step itself recorded (placement_metadata() from its pod's env)."""
     for event in result.all_events:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import dagster as dg
 from dagster._core.execution.api import ReexecutionOptions, execute_job
 
-from tests.integration.placement.conftest import job, output_metadata, placements
+from tests.integration.placement.conftest import job, output_metadata, placements, snapshot_sources
 
 
 def sites_by_step(instance, run_id) -> dict[str, str]:
@@ -47,6 +47,13 @@ def test_onprem_with_room_runs_every_step_onprem(make_clusters, instance) -> Non
         assert job_clusters(clusters) == {"prepare": {"eks-a"}, "train_a": {"eks-a"}, "train_b": {"eks-a"}}
         assert output_metadata(result, "train_a")["placement/site"] == "onprem"
         assert output_metadata(result, "train_a")["placement/gpus"] == 1
+        # GPU decisions read on-prem from the watch cache; the CPU step only needed a reachability probe.
+        sources = snapshot_sources(instance, result.run_id)
+        assert sources == {
+            "prepare": "eks-a: probe",
+            "train_a": "eks-a: watch cache",
+            "train_b": "eks-a: watch cache",
+        }
     gpu_pods = [p for p in clusters.onprem.pods("default") if p["spec"]["containers"][0]["args"][-1:] != []]
     train_pods = [p for p in gpu_pods if p["metadata"]["labels"]["dagster/op"].startswith("train")]
     assert {p["spec"]["nodeName"] for p in train_pods} == {"v100-1"}
@@ -72,6 +79,21 @@ def test_one_free_onprem_gpu_and_two_gpu_steps_at_once_spill_one_to_the_cloud(
     assert "no Ready on-prem eks-a GPU node has 1 GPU(s) free" in spilled[3]
     assert placement_tags(instance, result.run_id) == sites
     assert_a_restarted_run_worker_finds_every_job(clusters, result.run_id, sites)
+
+
+def test_a_cluster_refusing_watches_is_listed_instead(make_clusters, instance) -> None:
+    """RBAC without the 'watch' verb: the executor notices, lists on-prem for each GPU decision, and the
+    placements are the same as with the watch cache (one free GPU, two GPU steps: one spills)."""
+    clusters = make_clusters(onprem_gpus=2)
+    clusters.occupy_onprem_gpus(1)
+    clusters.onprem.set_watch_forbidden(True)
+    with execute_job(job("gpu_pair_job"), instance, run_config=clusters.run_config()) as result:
+        assert result.success
+        sites = sites_by_step(instance, result.run_id)
+    assert sorted([sites["train_a"], sites["train_b"]]) == ["cloud", "onprem"]
+    sources = snapshot_sources(instance, result.run_id)
+    onprem_step = "train_a" if sites["train_a"] == "onprem" else "train_b"
+    assert sources[onprem_step] in ("eks-a: list", "eks-a: cached list")
 
 
 def assert_a_restarted_run_worker_finds_every_job(clusters, run_id: str, sites: dict[str, str]) -> None:

@@ -13,6 +13,7 @@ from astromined.placement.executor import (
     placement_k8s_config,
     production_executor,
     step_request,
+    unschedulable_seconds,
 )
 from astromined.placement.policy import Action, Decision, PolicyError, Site, StepRequest
 from astromined.placement.settings import Mode, settings_from_config
@@ -156,3 +157,17 @@ def test_production_config_errors_name_the_file(tmp_path: Path) -> None:
     config.write_text("- a list\n")
     with pytest.raises(PlacementError, match="expected a mapping"):
         production_executor(tmp_path)
+
+
+def test_unschedulable_time_counts_from_the_condition_not_from_when_this_handler_first_saw_it() -> None:
+    """A restarted run worker sees the pod for the first time, but the pod has waited since the condition's
+    lastTransitionTime: that is what the timeout is measured against."""
+    condition = {"type": "PodScheduled", "status": "False", "lastTransitionTime": "2026-11-29T10:00:00Z"}
+    ten_minutes_later = 1_795_946_400.0 + 600  # 2026-11-29T10:10:00Z
+    assert unschedulable_seconds(condition, seen_for=0.0, wall_now=ten_minutes_later) == 600.0
+    # A handler that has watched it longer (the API server's clock behind ours) keeps its own count.
+    assert unschedulable_seconds(condition, seen_for=900.0, wall_now=ten_minutes_later) == 900.0
+    # Clock skew the other way, or no timestamp: never negative, falls back on the handler's count.
+    assert unschedulable_seconds(condition, seen_for=5.0, wall_now=ten_minutes_later - 3600) == 5.0
+    assert unschedulable_seconds({"status": "False"}, seen_for=5.0, wall_now=ten_minutes_later) == 5.0
+    assert unschedulable_seconds({"lastTransitionTime": "yesterday"}, seen_for=1.0, wall_now=0.0) == 1.0

@@ -1,0 +1,178 @@
+"""The watch cache against a simulated cluster over HTTP: it follows changes, survives the API going away
+(resume or relist), and says when the API refuses to be watched."""
+
+import time
+from pathlib import Path
+
+import kubernetes
+import pytest
+
+from astromined.placement.informer import ClusterInformer
+from astromined.placement.policy import Site
+from astromined.placement.snapshot import PLACEMENT_ID_LABEL, load_api_client, take_snapshot
+from astromined.sim.kube import ClusterSpec, SimulatedCluster, write_kubeconfig
+
+GPU_LABELS = {"nvidia.com/gpu.present": "true"}
+TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+SPEC = {
+    "name": "eks-a",
+    "site": "onprem",
+    "nodes": [
+        {
+            "name": "v100",
+            "count": 3,
+            "labels": GPU_LABELS,
+            "taints": [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+            "allocatable": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": "2"},
+        },
+        {"name": "cpu", "count": 2, "allocatable": {"cpu": "8", "memory": "32Gi"}},
+    ],
+}
+
+
+def gpu_pod(name: str, node: str | None = None, gpus: int = 1, placement_id: str | None = None) -> dict:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": {PLACEMENT_ID_LABEL: placement_id} if placement_id else {},
+        },
+        "spec": {
+            **({"nodeName": node} if node else {}),
+            "tolerations": [TOLERATION],
+            "containers": [
+                {"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+            ],
+        },
+    }
+
+
+def start(tmp_path: Path, **options) -> tuple[SimulatedCluster, kubernetes.client.CoreV1Api]:
+    cluster = SimulatedCluster(ClusterSpec.from_dict(SPEC), workdir=tmp_path, **options).start()
+    kubeconfig = write_kubeconfig({"eks-a": cluster}, tmp_path / "kubeconfig", current_context="eks-a")
+    return cluster, kubernetes.client.CoreV1Api(load_api_client(str(kubeconfig), "eks-a"))
+
+
+@pytest.fixture
+def cluster_and_api(tmp_path: Path):
+    cluster, core = start(tmp_path)
+    yield cluster, core
+    cluster.stop()
+
+
+def informer_for(core) -> ClusterInformer:
+    return ClusterInformer(core, "eks-a", Site.ONPREM, GPU_LABELS, request_timeout=(2.0, 5.0)).start()
+
+
+def listed(core):
+    return take_snapshot(core, "eks-a", Site.ONPREM, node_selector=GPU_LABELS)
+
+
+def wait_until_equal(informer: ClusterInformer, core, timeout: float = 20):
+    """The cache equals a fresh list (the ground truth), within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        truth = listed(core)
+        cached = informer.snapshot()
+        if (
+            cached is not None
+            and cached.nodes == truth.nodes
+            and cached.seen_placement_ids == truth.seen_placement_ids
+        ):
+            return cached
+        assert time.monotonic() < deadline, f"cache {cached} != list {truth}; {informer.status()}"
+        time.sleep(0.05)
+
+
+def test_the_cache_follows_pods_being_bound_finishing_and_deleted(cluster_and_api):
+    cluster, core = cluster_and_api
+    informer = informer_for(core)
+    try:
+        assert informer.snapshot(wait_s=20) is not None
+        assert {n.name for n in informer.snapshot().nodes} == {"v100-01", "v100-02", "v100-03"}
+
+        cluster.add_bound_pods([gpu_pod("held", "v100-01", gpus=2)])
+        step = gpu_pod("step", placement_id="job-1")
+        step["spec"]["containers"][0]["command"] = ["sleep", "30"]
+        core.create_namespaced_pod("default", step)
+        snapshot = informer.wait_for(lambda s: "job-1" in s.bound_placement_ids, timeout=20)
+        free = {n.name: n.free.gpus for n in snapshot.nodes}
+        assert free["v100-01"] == 0 and sum(free.values()) == 3
+        wait_until_equal(informer, core)
+
+        core.delete_namespaced_pod("held", "default", grace_period_seconds=0)
+        snapshot = informer.wait_for(lambda s: {n.name: n.free.gpus for n in s.nodes}["v100-01"] == 2, 20)
+        wait_until_equal(informer, core)
+        assert informer.status()["pods"]["lists"] == 1  # followed by watching alone
+    finally:
+        informer.stop()
+
+
+def test_api_down_makes_the_cache_unusable_and_it_resumes_with_what_changed_meanwhile(cluster_and_api):
+    cluster, core = cluster_and_api
+    informer = informer_for(core)
+    try:
+        assert informer.snapshot(wait_s=20) is not None
+        cluster.set_api_down(True)
+        deadline = time.monotonic() + 10
+        while informer.snapshot() is not None:
+            assert time.monotonic() < deadline, "the cache still answers with the API down"
+            time.sleep(0.05)
+        assert informer.status()["pods"]["connected"] is False
+        # Changes the informer cannot see while the API is down.
+        cluster.add_bound_pods([gpu_pod("while-down", "v100-02", gpus=2, placement_id="job-2")])
+        cluster.set_node_ready("v100-03", False)
+
+        cluster.set_api_down(False)
+
+        snapshot = wait_until_equal(informer, core)
+        assert "job-2" in snapshot.bound_placement_ids
+        assert {n.name: n.ready for n in snapshot.nodes}["v100-03"] is False
+        assert informer.status()["pods"]["lists"] == 1  # resumed from its resourceVersion, no relist
+    finally:
+        informer.stop()
+
+
+def test_a_resource_version_the_api_no_longer_has_makes_it_list_again(tmp_path: Path):
+    cluster, core = start(tmp_path, watch_log_size=20)
+    informer = informer_for(core)
+    try:
+        assert informer.snapshot(wait_s=20) is not None
+        cluster.set_api_down(True)
+        cluster.add_bound_pods(
+            [gpu_pod("batch-0", "v100-02")] + [gpu_pod(f"batch-{i}", "cpu-01", gpus=0) for i in range(1, 30)]
+        )
+        cluster.set_api_down(False)
+
+        snapshot = wait_until_equal(informer, core)
+        assert {n.name: n.free.gpus for n in snapshot.nodes}["v100-02"] == 1
+        assert informer.status()["pods"]["lists"] == 2
+    finally:
+        informer.stop()
+        cluster.stop()
+
+
+def test_an_api_that_refuses_watches_is_reported_and_the_cache_is_not_used(cluster_and_api):
+    cluster, core = cluster_and_api
+    cluster.set_watch_forbidden(True)
+    informer = informer_for(core)
+    try:
+        assert informer.snapshot(wait_s=20) is None
+        deadline = time.monotonic() + 10
+        while informer.usable:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert "cannot watch resource" in informer.refused or "403" in informer.refused
+    finally:
+        informer.stop()
+
+
+def test_stop_ends_the_watch_threads_promptly(cluster_and_api):
+    _cluster, core = cluster_and_api
+    informer = informer_for(core)
+    assert informer.snapshot(wait_s=20) is not None
+    started = time.monotonic()
+    informer.stop()
+    assert time.monotonic() - started < 5
+    assert not informer.usable
+    assert not any(thread.is_alive() for thread in informer._reflectors)
