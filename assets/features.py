@@ -12,7 +12,8 @@ from astromined import lake_layout
 from astromined.features.engineering import MODEL_FEATURES, aggregate_by_asteroid, model_inputs
 from astromined.features.training_set import build_training_set, combine_days
 from astromined.features.validation import ValidationReport, validate_features, validate_training_set
-from astromined.storage import read_parquet, write_parquet
+from astromined.lake_layout import CALIBRATION_VERSION, UNKNOWN_CALIBRATION
+from astromined.storage import read_parquet, read_parquet_metadata, write_parquet
 from resources import LakeResource, LandingZoneResource
 
 FINITE_INPUTS = "model_inputs_finite"
@@ -57,7 +58,8 @@ def asteroid_features(
     )
     features = aggregate_by_asteroid(observations, calibration)
     key = lake_layout.asteroid_features(context.partition_key)
-    write_parquet(store, key, features)
+    # The calibration travels with the partition: training_set, the registry and the uplink package name it.
+    write_parquet(store, key, features, metadata={CALIBRATION_VERSION: calibration.version})
     try:
         model_inputs(features)
         problem = None
@@ -110,14 +112,24 @@ def training_set(
         )
     context.log.info(f"training window: {days[0]} .. {days[-1]} ({len(days)} partitions)")
     combined = combine_days([read_parquet(store, lake_layout.asteroid_features(day)) for day in days])
+    calibrations = {
+        day: read_parquet_metadata(store, lake_layout.asteroid_features(day)).get(
+            CALIBRATION_VERSION, UNKNOWN_CALIBRATION
+        )
+        for day in days
+    }
     table = build_training_set(combined, landing_zone.survey_catalog())
     write_parquet(store, lake_layout.TRAINING_SET, table)
-    store.put_bytes(lake_layout.TRAINING_SET_MANIFEST, json.dumps({"partitions": days}).encode())
+    store.put_bytes(
+        lake_layout.TRAINING_SET_MANIFEST,
+        json.dumps({"partitions": days, "calibration_versions": calibrations}).encode(),
+    )
     splits = table["split"].value_counts().to_dict()
     yield dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(store.describe(lake_layout.TRAINING_SET)),
             "partitions": dg.MetadataValue.json(days),
+            "calibration_versions": dg.MetadataValue.json(sorted(set(calibrations.values()))),
             "dagster/row_count": len(table),
             "asteroids_observed": len(combined),
             "labelled_fraction": len(table) / max(len(combined), 1),

@@ -69,7 +69,8 @@ def candidate_model(
 ) -> dg.MaterializeResult:
     store = lake.store()
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    partitions = json.loads(store.get_bytes(lake_layout.TRAINING_SET_MANIFEST))["partitions"]
+    training_manifest = json.loads(store.get_bytes(lake_layout.TRAINING_SET_MANIFEST))
+    partitions = training_manifest["partitions"]
     train, validation = split_arrays(table, "train"), split_arrays(table, "validation")
     device = compute.device()
     context.log.info(f"training on {device}: {len(train)} train / {len(validation)} validation rows")
@@ -112,6 +113,7 @@ def candidate_model(
         metrics={f"validation_{k}": v for k, v in validation_metrics.items()},
         lineage={
             "training_partitions": partitions,
+            "calibration_versions": training_manifest.get("calibration_versions", {}),
             "train_rows": len(train),
             "validation_rows": len(validation),
             "seed": config.seed,

@@ -74,6 +74,11 @@ def uplink_package(
             "feature_names": manifest["architecture"]["feature_names"],
             "quantization": "int8 per-output-channel symmetric weights, float32 bias and normalization",
             "holdout_metrics": {k: v for k, v in manifest["metrics"].items()},
+            # The fleet calibration the model's inputs were corrected with: onboard preprocessing must
+            # apply the same table version.
+            "calibration_versions": sorted(
+                set(manifest.get("lineage", {}).get("calibration_versions", {}).values())
+            ),
         },
         private_key,
     )

@@ -12,6 +12,11 @@ SECTOR_RANKINGS = "rankings/sector_rankings.parquet"
 CANDIDATE_POINTER = "models/candidate.json"
 UPLINK_LATEST = "uplink/latest.json"
 
+# Parquet metadata entry of a feature partition: the fleet calibration table its observations were
+# corrected with ("unknown" for partitions written before the entry existed).
+CALIBRATION_VERSION = "calibration_version"
+UNKNOWN_CALIBRATION = "unknown"
+
 
 def raw_observations(day: str) -> str:
     return f"{RAW_OBSERVATIONS_PREFIX}/day={day}/observations.parquet"

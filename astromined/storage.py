@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -239,10 +239,21 @@ class S3BlobStore:
         return head["LastModified"].timestamp()
 
 
-def write_parquet(store: BlobStore, key: str, frame: pd.DataFrame) -> int:
-    """Write a DataFrame as one Parquet object atomically; returns the object size in bytes."""
+# Prefix of AstroMined's own key-value entries in a Parquet file's schema metadata.
+PARQUET_METADATA_PREFIX = "astromined."
+
+
+def write_parquet(
+    store: BlobStore, key: str, frame: pd.DataFrame, metadata: Mapping[str, str] | None = None
+) -> int:
+    """Write a DataFrame as one Parquet object atomically; returns the object size in bytes. ``metadata``
+    travels with the data in the file's schema metadata (read back by `read_parquet_metadata`)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        extra = {f"{PARQUET_METADATA_PREFIX}{k}".encode(): str(v).encode() for k, v in metadata.items()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
     sink = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd")
     data = sink.getvalue()
     store.put_bytes(key, data)
     return len(data)
@@ -250,3 +261,14 @@ def write_parquet(store: BlobStore, key: str, frame: pd.DataFrame) -> int:
 
 def read_parquet(store: BlobStore, key: str) -> pd.DataFrame:
     return pq.read_table(io.BytesIO(store.get_bytes(key))).to_pandas()
+
+
+def read_parquet_metadata(store: BlobStore, key: str) -> dict[str, str]:
+    """The entries `write_parquet` stored with ``metadata`` (empty for files written without)."""
+    schema = pq.read_schema(io.BytesIO(store.get_bytes(key)))
+    prefix = PARQUET_METADATA_PREFIX.encode()
+    return {
+        k[len(prefix) :].decode(): v.decode()
+        for k, v in (schema.metadata or {}).items()
+        if k.startswith(prefix)
+    }

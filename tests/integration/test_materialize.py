@@ -68,6 +68,8 @@ def test_whole_graph_materializes_and_rerun_is_idempotent(tiny_resources):
         assert checks[("training_set", "training_set_schema_valid")]
         manifest = registry.manifest(candidate)
         assert manifest["lineage"]["training_partitions"] == [DAY]
+        # The fleet calibration the features were corrected with, from the feature partition's Parquet.
+        assert manifest["lineage"]["calibration_versions"] == {DAY: "1"}
         assert manifest["lineage"]["code_version"]
         reference = ReferenceStatistics.from_json(registry.attachment(candidate, "reference_stats.json"))
         assert reference.n_rows == len(features)  # the day's feature rows, not the training set
@@ -80,6 +82,7 @@ def test_whole_graph_materializes_and_rerun_is_idempotent(tiny_resources):
         package = store.get_bytes(lake_layout.uplink_package(champion["version"]))
         manifest = verify_package(package, tiny_resources["signing_key"].public_key_pem())
         assert manifest["model_version"] == champion["version"]
+        assert manifest["calibration_versions"] == ["1"]
         rankings = read_parquet(store, lake_layout.SECTOR_RANKINGS)
         assert list(rankings["rank"]) == list(range(1, len(rankings) + 1))
 
