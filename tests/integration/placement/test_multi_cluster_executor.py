@@ -4,6 +4,7 @@ Every step is a Kubernetes Job whose pod runs `dagster api execute_step` as a lo
 simulated kubelet, against the test's filesystem (SQLite) instance.
 """
 
+import threading
 from types import SimpleNamespace
 
 import dagster as dg
@@ -54,6 +55,8 @@ def test_onprem_with_room_runs_every_step_onprem(make_clusters, instance) -> Non
             "train_a": "eks-a: watch cache",
             "train_b": "eks-a: watch cache",
         }
+    # The run's watch caches stopped with its executor.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("informer-")]
     gpu_pods = [p for p in clusters.onprem.pods("default") if p["spec"]["containers"][0]["args"][-1:] != []]
     train_pods = [p for p in gpu_pods if p["metadata"]["labels"]["dagster/op"].startswith("train")]
     assert {p["spec"]["nodeName"] for p in train_pods} == {"v100-1"}
