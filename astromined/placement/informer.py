@@ -273,9 +273,8 @@ class _Reflector(threading.Thread):
         finally:
             self._response = None
             response.release_conn()
-        with informer.lock:
-            # A watch the server ended on time: resumed by the next loop from the last resourceVersion.
-            self.state.connected = False
+        # The server ended the watch on time: the next loop resumes it from the last resourceVersion at
+        # once. The cache stays usable meanwhile (a failed resume marks it disconnected).
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         informer = self._informer

@@ -176,3 +176,17 @@ def test_stop_ends_the_watch_threads_promptly(cluster_and_api):
     assert time.monotonic() - started < 5
     assert not informer.usable
     assert not any(thread.is_alive() for thread in informer._reflectors)
+
+
+def test_watches_the_server_ends_are_resumed_without_listing_again(cluster_and_api):
+    cluster, core = cluster_and_api
+    informer = ClusterInformer(core, "eks-a", Site.ONPREM, GPU_LABELS, watch_timeout_s=1).start()
+    try:
+        assert informer.snapshot(wait_s=20) is not None
+        time.sleep(2.5)  # at least two server-side watch timeouts
+        cluster.add_bound_pods([gpu_pod("late", "v100-03", gpus=2, placement_id="job-3")])
+        snapshot = informer.wait_for(lambda s: "job-3" in s.bound_placement_ids, timeout=20)
+        assert {n.name: n.free.gpus for n in snapshot.nodes}["v100-03"] == 0
+        assert informer.status()["pods"]["lists"] == 1
+    finally:
+        informer.stop()
