@@ -102,9 +102,9 @@ def _instrument(timer: _StageTimer) -> None:
     from astromined.telemetry import decode, ingest, kernels, parquet_sink
 
     timer.wrap(decode, "frame_packets", "framing (kernel)")
-    timer.wrap(kernels, "_validate", "CRC, checks, columns of accepted packets (kernel)")
+    timer.wrap(kernels, "_validate", "CRC, header/time/range checks, sort keys (kernel)")
     timer.wrap(kernels, "satellite_rows", "duplicates + lost packets (sort, kernel)")
-    timer.wrap(kernels, "_compact_rows", "drop duplicate rows, latency histogram (kernel)")
+    timer.wrap(kernels, "_write_rows", "columns of kept packets, latency histogram (kernel)")
     timer.wrap(ingest, "quarantine_columns", "quarantine rows")
     timer.wrap(ingest._DayIngestor, "_flush", "Arrow arrays (zero-copy)")
     timer.wrap(ingest._DayIngestor, "_flush_quarantine", "quarantine table")

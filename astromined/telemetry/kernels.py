@@ -6,7 +6,10 @@ The numpy implementations stay the specification: ``packet_format.crc16_ccitt`` 
 ``decode.lost_packet_counts``. tests/unit/telemetry/test_kernels.py checks these kernels against them
 with hypothesis, corrupt and out-of-range packets included. What the kernels buy (BENCHMARKS.md): the
 numpy CRC made 49 gather-and-XOR passes over the batch, the column extraction one strided byte-swapping
-copy per field, duplicates and losses two three-key lexsorts; here each stage reads a packet once.
+copy per field, duplicates and losses two three-key lexsorts; here each stage reads a packet once. The CRC
+runs by carry-less multiplication (PCLMULQDQ, ``_crc16_clmul``) where the CPU has it, by table slicing
+(``_crc16_slicing``) elsewhere; the arrays the hot loops write are laid out so that they do not evict
+each other from the cache (``_StaggeredArena``).
 
 Packets are read as ``(n, 25)`` little-endian ``uint32`` words (``packet_words``); a big-endian field of
 the wire format is the byte-swapped word (``_bswap32``) or, for 16-bit fields, two octets of a word.
@@ -17,11 +20,16 @@ compilation (~15 s of CPU); later processes load it in ~1 s. ``warm_up`` does ei
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
-from typing import NamedTuple
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from astromined.telemetry import packet_format as fmt
 
@@ -69,6 +77,12 @@ for _k in range(len(RANGE_FIELDS)):
         _RANGE_NAN_OK[_k],
     )
 assert int(_RANGE_WORDS.sum()) == _CHECKED_WORDS, "checked payload fields must be consecutive words"
+# What ``_validate`` takes after the CRC tables: the per-field ranges (to name the failing field), then
+# the per-word ones (for the fast test of a whole packet).
+_RANGE_CHECKS = (
+    _RANGE_FIRST_WORD, _RANGE_WORDS, _RANGE_LOW, _RANGE_HIGH, _RANGE_NAN_OK,
+    _WORD_LOW, _WORD_HIGH, _WORD_NAN_OK,
+)  # fmt: skip
 
 # The float32 columns of the observation table, in its order: scalar fields, then reflectance bands.
 SCALAR_FLOAT_FIELDS = [
@@ -126,7 +140,7 @@ def _bswap32(word):
 
 
 @_jit
-def _crc16(w, tables):
+def _crc16_slicing(w, tables):
     """CRC-16/CCITT-FALSE over octets 0..97 of one packet given as 25 little-endian words."""
     crc = np.uint32(0xFFFF)
     for j in range(0, WORDS_PER_PACKET - 1, 4):
@@ -154,6 +168,114 @@ def _crc16(w, tables):
         )
     last = np.uint32(w[WORDS_PER_PACKET - 1])  # octets 96, 97 (then the CRC itself in 98, 99)
     return tables[1, (last ^ (crc >> 8)) & 0xFF] ^ tables[0, ((last >> 8) ^ crc) & 0xFF]
+
+
+# --- CRC by carry-less multiplication ------------------------------------------------------------------
+#
+# The CRC is linear over GF(2) and every packet has the same length, so it need not be a chain of table
+# steps. With the 98 checked octets as M(x) = sum_j C_j(x) x^(784 - 64 (j + 1)) + T(x) (twelve 64-bit
+# big-endian chunks C_j, then the 16-bit tail T) and P(x) the CRC polynomial,
+#     crc = (M(x) x^16 + 0xFFFF x^784) mod P = (R(x) x^16 mod P) ^ INIT,
+#     R(x) = sum_j C_j(x) K_j(x) + T(x),  K_j = x^(784 - 64 (j + 1)) mod P  (16 bits each),
+# where INIT = 0xFFFF x^784 mod P is the initial register's share. Each C_j K_j is one PCLMULQDQ; R has
+# at most 79 bits, and R(x) x^16 mod P is the zero-initialised CRC of R's ten octets: ten independent
+# lookups in the slicing tables. 12 multiplications and 10 lookups instead of 98 lookups.
+
+_CLMUL_CHUNKS = fmt.CRC_OFFSET // 8
+assert fmt.CRC_OFFSET == 8 * _CLMUL_CHUNKS + 2, "the fold below expects 64-bit chunks and a 16-bit tail"
+
+
+def _x_power_mod(exponent: int, polynomial: int = 0x1_1021) -> int:
+    """x**exponent modulo the CRC polynomial (GF(2)), as the bits of a polynomial of degree < 16."""
+    value = 1
+    for _ in range(exponent):
+        value <<= 1
+        if value & 0x1_0000:
+            value ^= polynomial
+    return value
+
+
+_CLMUL_FOLD = np.array(
+    [_x_power_mod(8 * fmt.CRC_OFFSET - 64 * (j + 1)) for j in range(_CLMUL_CHUNKS)], dtype=np.uint64
+)
+_CLMUL_INIT = 0
+for _bit in range(16):  # 0xFFFF x^784 mod P, one set bit at a time
+    _CLMUL_INIT ^= _x_power_mod(8 * fmt.CRC_OFFSET + _bit)
+
+
+def _clmul_supported() -> bool:
+    """PCLMULQDQ exists on the CPU numba compiles for (the host unless NUMBA_CPU_NAME says otherwise)."""
+    if numba.config.DISABLE_JIT or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False  # (without the JIT the kernels run as Python, where the LLVM intrinsic does not exist)
+    if numba.config.CPU_FEATURES is not None:
+        return "+pclmul" in numba.config.CPU_FEATURES.split(",")
+    if numba.config.CPU_NAME not in (None, "host"):
+        return False
+    return bool(llvm.get_host_cpu_features().get("pclmul", False))
+
+
+CLMUL_AVAILABLE = _clmul_supported()
+
+
+@intrinsic
+def _clmul(typingctx, a, b):
+    """The 128-bit carry-less product of two uint64 (``llvm.x86.pclmulqdq``), as (low, high) words."""
+    signature = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        vector = ir.VectorType(i64, 2)
+        undefined = ir.Constant(vector, ir.Undefined)
+        left = builder.insert_element(undefined, args[0], ir.Constant(i32, 0))
+        right = builder.insert_element(undefined, args[1], ir.Constant(i32, 0))
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [vector, vector, ir.IntType(8)]), "llvm.x86.pclmulqdq"
+        )
+        product = builder.call(function, [left, right, ir.Constant(ir.IntType(8), 0)])
+        low = builder.extract_element(product, ir.Constant(i32, 0))
+        high = builder.extract_element(product, ir.Constant(i32, 1))
+        return context.make_tuple(builder, signature.return_type, [low, high])
+
+    return signature, codegen
+
+
+@_jit
+def _bswap64(first, second):
+    """Two consecutive little-endian words as the big-endian 64-bit number their eight octets spell."""
+    return (np.uint64(_bswap32(first)) << np.uint64(32)) | np.uint64(_bswap32(second))
+
+
+@_jit
+def _crc16_clmul(w, tables):
+    """``_crc16_slicing`` by carry-less multiplication (see above); only where CLMUL_AVAILABLE."""
+    low = np.uint64(0)
+    high = np.uint64(0)
+    for j in range(_CLMUL_CHUNKS):
+        product_low, product_high = _clmul(
+            _bswap64(np.uint32(w[2 * j]), np.uint32(w[2 * j + 1])), _CLMUL_FOLD[j]
+        )
+        low ^= product_low
+        high ^= product_high
+    low ^= np.uint64(_bswap32(np.uint32(w[WORDS_PER_PACKET - 1])) >> 16)  # the tail: octets 96, 97
+    byte = np.uint64(0xFF)
+    crc = (
+        tables[9, high >> np.uint64(8)]
+        ^ tables[8, high & byte]
+        ^ tables[7, low >> np.uint64(56)]
+        ^ tables[6, (low >> np.uint64(48)) & byte]
+        ^ tables[5, (low >> np.uint64(40)) & byte]
+        ^ tables[4, (low >> np.uint64(32)) & byte]
+        ^ tables[3, (low >> np.uint64(24)) & byte]
+        ^ tables[2, (low >> np.uint64(16)) & byte]
+        ^ tables[1, (low >> np.uint64(8)) & byte]
+        ^ tables[0, low & byte]
+    )
+    return crc ^ np.uint16(_CLMUL_INIT)
+
+
+# The packet checks use the faster one the CPU allows (decided at import; numba's on-disk cache keys its
+# code by CPU too).
+_crc16 = _crc16_clmul if CLMUL_AVAILABLE else _crc16_slicing
 
 
 @_jit
@@ -197,17 +319,22 @@ def _validate(
     apid,
     sequence_count,
     times,
-    rows,
+    satellite_id,
+    key_base_us,
+    row_packet,
+    key,
 ):
-    """Check every packet; with ``rows.satellite_id`` >= 0, also write the accepted packets of that
-    satellite as rows (see ``_RowOutput``) while they are in the CPU cache. Returns the number of rows
-    written, the (min, max) of their times in µs and the number of accepted packets of other APIDs."""
+    """Check every packet. With ``satellite_id`` >= 0, also list the accepted packets of that satellite
+    (``row_packet``) with their sort keys: (µs since ``key_base_us``) * 16384 + sequence count.
+
+    Returns how many were listed, the largest of their times in µs and the number of accepted packets
+    of other APIDs. Their columns are written by a second pass (``_write_rows``) once the duplicates
+    are known: two passes cost the same as one here, and no row is written only to be removed.
+    """
     n = words.shape[0]
-    k = rows.start
-    low = np.iinfo(np.int64).max
+    m = 0
     high = np.iinfo(np.int64).min
     strays = 0
-    n_floats = rows.float_words.shape[0]
     for i in range(n):
         w = words[i]
         head = np.uint32(w[0])  # octets 0..3: packet id word, sequence control word
@@ -235,29 +362,20 @@ def _validate(
                 w, range_first_word, range_words, range_low, range_high, range_nan_ok
             )
         code[i] = result
-        if result != CODE_OK:
+        if result != CODE_OK or satellite_id < 0:
             continue
-        if packet_apid != rows.satellite_id:
+        if packet_apid != satellite_id:
             strays += 1
             continue
         us = np.int64(np.rint(t * 1e6))  # numpy's round: half to even
-        low = min(low, us)
         high = max(high, us)
-        source = rows.source_index[i]
-        rows.packet[k - rows.start] = i
-        rows.key[k - rows.start] = (us - rows.key_base_us) * fmt.SEQUENCE_COUNT_MODULO + (word1 & 0x3FFF)
-        rows.satellite[k] = packet_apid
-        rows.sequence[k] = word1 & 0x3FFF
-        rows.observed_us[k] = us
-        rows.asteroid[k] = _bswap32(np.uint32(w[rows.asteroid_word]))
-        for f in range(n_floats):
-            rows.floats[f, k] = _bswap32(np.uint32(w[rows.float_words[f]]))
-        rows.quality[k] = _bswap32(np.uint32(w[rows.quality_word])) >> 16
-        rows.source[k] = rows.name_base + source
-        rows.offset[k] = rows.offsets[i]
-        rows.received_us[k] = rows.received_us_by_file[source]
-        k += 1
-    return k - rows.start, low, high, strays
+        row_packet[m] = i
+        key[m] = (us - key_base_us) * fmt.SEQUENCE_COUNT_MODULO + (word1 & 0x3FFF)
+        m += 1
+    return m, high, strays
+
+
+_NO_INT64 = np.zeros(0, dtype=np.int64)
 
 
 def validate(
@@ -280,34 +398,44 @@ def validate(
         float(window_start) if check_window else 0.0,
         float(window_end) if check_window else 0.0,
         CRC16_SLICING_16,
-        _RANGE_FIRST_WORD,
-        _RANGE_WORDS,
-        _RANGE_LOW,
-        _RANGE_HIGH,
-        _RANGE_NAN_OK,
-        _WORD_LOW,
-        _WORD_HIGH,
-        _WORD_NAN_OK,
+        *_RANGE_CHECKS,
         code,
         apid,
         sequence_count,
         times,
-        _NO_ROWS,
+        -1,
+        0,
+        _NO_INT64,
+        _NO_INT64,
     )
     return code, apid, sequence_count, times
 
 
 @_jit
-def _crc16_rows(words, tables, out):
+def _crc16_rows_slicing(words, tables, out):
     for i in range(words.shape[0]):
-        out[i] = _crc16(words[i], tables)
+        out[i] = _crc16_slicing(words[i], tables)
 
 
-def crc16_packets(packets: np.ndarray) -> np.ndarray:
-    """CRC-16/CCITT-FALSE over octets 0..97 of each packet (what ``crc16_ccitt(rows[:, :98])`` computes)."""
+@_jit
+def _crc16_rows_clmul(words, tables, out):
+    for i in range(words.shape[0]):
+        out[i] = _crc16_clmul(words[i], tables)
+
+
+def crc16_packets(packets: np.ndarray, clmul: bool | None = None) -> np.ndarray:
+    """CRC-16/CCITT-FALSE over octets 0..97 of each packet (what ``crc16_ccitt(rows[:, :98])`` computes).
+
+    ``clmul``: by carry-less multiplication (True; needs CLMUL_AVAILABLE), by table slicing (False), or
+    whichever the packet checks use (None).
+    """
     words = packet_words(packets)
     out = np.empty(len(words), dtype=np.uint16)
-    _crc16_rows(words, CRC16_SLICING_16, out)
+    if clmul is None:
+        clmul = CLMUL_AVAILABLE
+    if clmul and not CLMUL_AVAILABLE:
+        raise RuntimeError("carry-less multiplication (PCLMULQDQ) is not available on this CPU")
+    (_crc16_rows_clmul if clmul else _crc16_rows_slicing)(words, CRC16_SLICING_16, out)
     return out
 
 
@@ -467,13 +595,14 @@ def frame(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     return starts[:n_starts], gap_offset[:n_gaps], gap_length[:n_gaps], gap_reason[:n_gaps]
 
 
-# --- one satellite's accepted packets: duplicates, losses, latency and columns in one pass ----------------
+# --- one satellite's accepted packets: duplicates, losses, latency and columns ----------------------------
 
 
 @_jit
-def _duplicates_and_losses(sequence_count, sorted_key, order, duplicate):
+def _duplicates_and_losses(sequence_count, row_packet, sorted_key, order, duplicate):
     """Mark repeats of a (time, sequence count) key, keeping the first in arrival order (``order`` is a
-    stable sort of the keys); count the sequence-count gaps between consecutive kept packets."""
+    stable sort of the keys of the listed packets); count the sequence-count gaps between consecutive
+    kept packets."""
     lost = 0
     duplicates = 0
     previous = 0
@@ -484,23 +613,28 @@ def _duplicates_and_losses(sequence_count, sorted_key, order, duplicate):
             duplicates += 1
             continue
         duplicate[i] = False
+        sequence = sequence_count[row_packet[i]]
         if r > 0:
-            step = (sequence_count[i] - previous) % fmt.SEQUENCE_COUNT_MODULO - 1
+            step = (sequence - previous) % fmt.SEQUENCE_COUNT_MODULO - 1
             if step > 0:
                 lost += step
-        previous = sequence_count[i]
+        previous = sequence
     return duplicates, lost
 
 
 @_jit
-def _compact_rows(
-    start,
-    m,
-    duplicate,
+def _write_rows(
+    words,
     row_packet,
+    duplicate,
     times,
-    name_base,
+    source_index,
+    offsets,
     received_by_file,
+    received_us_by_file,
+    satellite_id,
+    name_base,
+    start,
     latency_bin_s,
     latency_histogram,
     latency_range,
@@ -514,28 +648,31 @@ def _compact_rows(
     offset,
     received_us,
 ):
-    """Drop the duplicate rows among the ``m`` rows written from ``start`` on (shifting the rest up, in
-    order) and bin the receipt latency of the kept ones. Returns the number kept."""
+    """Write the columns of the listed packets that are not duplicates as rows from ``start`` on, in
+    arrival order, and bin their receipt latency. Returns the number of rows written."""
     bins = latency_histogram.shape[0]
     low = latency_range[0]
     high = latency_range[1]
     k = start
-    for r in range(m):
+    for r in range(row_packet.shape[0]):
         if duplicate[r]:
             continue
-        row = start + r
-        if row != k:
-            satellite[k] = satellite[row]
-            sequence[k] = sequence[row]
-            observed_us[k] = observed_us[row]
-            asteroid[k] = asteroid[row]
-            for f in range(floats.shape[0]):
-                floats[f, k] = floats[f, row]
-            quality[k] = quality[row]
-            source[k] = source[row]
-            offset[k] = offset[row]
-            received_us[k] = received_us[row]
-        latency = received_by_file[source[k] - name_base] - times[row_packet[r]]
+        i = row_packet[r]
+        w = words[i]
+        file = source_index[i]
+        t = times[i]
+        head = np.uint32(w[0])
+        satellite[k] = satellite_id
+        sequence[k] = (((head >> 8) & 0xFF00) | ((head >> 24) & 0xFF)) & 0x3FFF
+        observed_us[k] = np.int64(np.rint(t * 1e6))  # numpy's round: half to even
+        asteroid[k] = _bswap32(np.uint32(w[_ASTEROID_WORD]))
+        for f in range(_FLOAT_COLUMN_WORDS.shape[0]):
+            floats[f, k] = _bswap32(np.uint32(w[_FLOAT_COLUMN_WORDS[f]]))
+        quality[k] = _bswap32(np.uint32(w[_QUALITY_WORD])) >> 16
+        source[k] = name_base + file
+        offset[k] = offsets[i]
+        received_us[k] = received_us_by_file[file]
+        latency = received_by_file[file] - t
         if np.isfinite(latency):
             # floor(latency / bin) equals numpy's latency // bin here: latencies are multiples of 2**-16 s.
             b = np.int64(np.floor(latency / latency_bin_s))
@@ -548,11 +685,66 @@ def _compact_rows(
     return k - start
 
 
+# Columns written side by side (one value per row each) must not start at addresses that map to the same
+# cache sets. numpy's large arrays all start at the same offset in a page, so the ~35 arrays the two
+# passes write would compete for the 8 ways of one L1 set (4 KiB period) and one L2 set (64 KiB period on
+# a 512 KiB, 8-way L2) and nearly every store would miss both: the row output cost ~90 ns/packet more
+# than the checks alone, ~40 ns staggered (BENCHMARKS.md). Each array here starts _STAGGER bytes further
+# into the period than the one before.
+_SET_PERIOD = 1 << 16
+_STAGGER = 5 * 64  # an odd number of cache lines: distinct L1 sets for up to 64 arrays
+
+
+class _StaggeredArena:
+    """Arrays of ``capacity`` values carved one after the other from one allocation, the n-th starting
+    ``n * _STAGGER`` bytes past a multiple of _SET_PERIOD (so in cache sets of its own), with less than
+    _SET_PERIOD of padding before each. ``layout`` lists them as (columns, dtype): one column is a 1-D
+    array, more are a ``(columns, capacity)`` array of contiguous rows, each staggered.
+    """
+
+    def __init__(self, capacity: int, layout: list[tuple[int, type]]):
+        assert sum(columns for columns, _ in layout) * _STAGGER < _SET_PERIOD
+        starts, cursor, index = [], 0, 0
+        for columns, dtype in layout:
+            stride = self._row_stride(capacity, dtype)
+            start = cursor + (index * _STAGGER - cursor) % _SET_PERIOD
+            starts.append(start)
+            cursor = start + stride * columns
+            index += columns
+        memory = np.empty(cursor + _SET_PERIOD, dtype=np.uint8)
+        base = -memory.ctypes.data % _SET_PERIOD
+        self.arrays = [
+            self._carve(memory, base + start, capacity, columns, np.dtype(dtype))
+            for start, (columns, dtype) in zip(starts, layout, strict=True)
+        ]
+
+    @staticmethod
+    def _row_stride(capacity: int, dtype: type) -> int:
+        """Bytes from one row of a 2-D array to the next: the row, rounded up so that the next row
+        starts one _STAGGER later in the period."""
+        size = capacity * np.dtype(dtype).itemsize
+        return size + (_STAGGER - size) % _SET_PERIOD
+
+    def _carve(self, memory: np.ndarray, start: int, capacity: int, columns: int, dtype: np.dtype):
+        if columns == 1:
+            return memory[start : start + capacity * dtype.itemsize].view(dtype)
+        first = memory[start : start + dtype.itemsize].view(dtype)
+        stride = self._row_stride(capacity, dtype)
+        return np.lib.stride_tricks.as_strided(
+            first, shape=(columns, capacity), strides=(stride, dtype.itemsize), writeable=True
+        )
+
+
+# The integer columns of RowBuffer, in the order it names them.
+_ROW_COLUMNS = [np.int32, np.int32, np.int64, np.int64, np.int32, np.int32, np.int64, np.int64]
+
+
 class RowBuffer:
     """Reusable columns of the observation table for up to ``capacity`` rows, filled satellite by
-    satellite (``satellite_rows``) and handed out as zero-copy views (``columns``) when full.
+    satellite (``satellite_rows``) and handed out as zero-copy views (``columns``) when full, plus the
+    per-packet work arrays of the satellite being checked (``scratch``).
 
-    Reusing one buffer keeps the hot loop off freshly mapped memory (page faults) and gives every
+    Reusing one buffer keeps the hot loops off freshly mapped memory (page faults) and gives every
     written Parquet row group one contiguous chunk per column with one dictionary of file names.
     """
 
@@ -560,15 +752,25 @@ class RowBuffer:
         self.capacity = capacity
         self.rows = 0
         self.file_names: list[str] = []
-        self.satellite_id = np.empty(capacity, dtype=np.int32)
-        self.sequence_count = np.empty(capacity, dtype=np.int32)
-        self.observed_us = np.empty(capacity, dtype=np.int64)
-        self.asteroid_id = np.empty(capacity, dtype=np.int64)
-        self.floats = np.empty((len(_FLOAT_COLUMN_WORDS), capacity), dtype=np.uint32)
-        self.quality_flags = np.empty(capacity, dtype=np.int32)
-        self.source_file = np.empty(capacity, dtype=np.int32)
-        self.file_offset = np.empty(capacity, dtype=np.int64)
-        self.received_us = np.empty(capacity, dtype=np.int64)
+        # Per packet: check code, APID, sequence count, time; per listed packet: its position, its sort
+        # key and whether it repeats an earlier one (see satellite_rows). Overwritten by the next satellite.
+        scratch = [np.uint8, np.int32, np.int32, np.float64, np.int64, np.int64, np.bool_]
+        arrays = _StaggeredArena(
+            capacity,
+            [(len(_FLOAT_COLUMN_WORDS), np.uint32), *[(1, dtype) for dtype in _ROW_COLUMNS + scratch]],
+        ).arrays
+        self.floats = arrays[0]
+        (
+            self.satellite_id,
+            self.sequence_count,
+            self.observed_us,
+            self.asteroid_id,
+            self.quality_flags,
+            self.source_file,
+            self.file_offset,
+            self.received_us,
+        ) = arrays[1 : 1 + len(_ROW_COLUMNS)]
+        self.scratch = tuple(arrays[1 + len(_ROW_COLUMNS) :])
 
     def columns(self) -> dict[str, np.ndarray]:
         """Views of the filled rows: the integer columns by name, ``floats`` as ``(20, rows)`` float32 in
@@ -606,45 +808,6 @@ class RowBuffer:
         self.file_names = []
 
 
-class _RowOutput(NamedTuple):
-    """Where ``_validate`` writes the accepted packets of one satellite (numba takes a namedtuple of
-    arrays as one argument)."""
-
-    satellite_id: int  # -1: write no rows
-    start: int  # first row to write
-    name_base: int  # added to the batch's file index to index the RowBuffer's file names
-    source_index: np.ndarray  # per packet: its file in the batch
-    offsets: np.ndarray  # per packet: its offset in its file
-    received_us_by_file: np.ndarray
-    float_words: np.ndarray
-    asteroid_word: int
-    quality_word: int
-    packet: np.ndarray  # per row written: the packet's position in the batch
-    key: np.ndarray  # per row written: (µs since key_base_us) * 16384 + sequence count
-    key_base_us: int
-    satellite: np.ndarray
-    sequence: np.ndarray
-    observed_us: np.ndarray
-    asteroid: np.ndarray
-    floats: np.ndarray
-    quality: np.ndarray
-    source: np.ndarray
-    offset: np.ndarray
-    received_us: np.ndarray
-
-
-def _no_rows() -> _RowOutput:
-    empty = RowBuffer(0)
-    no_int64 = np.zeros(0, dtype=np.int64)
-    return _RowOutput(
-        -1, 0, 0, np.zeros(0, dtype=np.int32), no_int64, no_int64, _FLOAT_COLUMN_WORDS, 0, 0, no_int64,
-        no_int64, 0, *empty.arrays(),
-    )  # fmt: skip
-
-
-_NO_ROWS = _no_rows()
-
-
 def satellite_rows(
     packets: np.ndarray,
     source_index: np.ndarray,
@@ -661,7 +824,8 @@ def satellite_rows(
     make_room: Callable[[int], RowBuffer],
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], int, int, int, int]:
     """Validate the framed packets of one satellite's files and append its accepted ones, de-duplicated,
-    to a RowBuffer, in one pass over the packets (``_validate`` writes the rows) plus one over the rows.
+    to a RowBuffer: one pass over the packets checks them and lists the satellite's accepted ones with
+    their sort keys, a stable sort finds repeats and losses, a second pass writes the kept rows.
 
     Checks every packet as ``validate`` does. Keeps the packets with check code 0 and APID
     ``satellite_id``; among those with the same (observation time in µs, sequence count) the first in
@@ -672,85 +836,52 @@ def satellite_rows(
 
     ``make_room(rows)`` is called when ``out`` lacks room for every packet of the batch; it returns the
     buffer to fill (``out`` itself after it was written out and cleared, or a larger one).
-    Returns ``validate``'s four arrays, then rows kept, duplicates, lost packets and accepted packets of
-    other satellites.
+    Returns ``validate``'s four arrays (views of the buffer's scratch space, valid until its next use),
+    then rows kept, duplicates, lost packets and accepted packets of other satellites.
     """
     words = packet_words(packets)
     n = len(words)
     if out.rows + n > out.capacity:
         out = make_room(n)
-    start = out.rows
-    name_base = len(out.file_names)
-    received_by_file = np.asarray(received_by_file, dtype=np.float64)
-    code = np.empty(n, dtype=np.uint8)
-    apid = np.empty(n, dtype=np.int32)
-    sequence_count = np.empty(n, dtype=np.int32)
-    times = np.empty(n, dtype=np.float64)
-    row_packet = np.empty(n, dtype=np.int64)
-    key = np.empty(n, dtype=np.int64)
+    code, apid, sequence_count, times, row_packet, key, duplicate = (column[:n] for column in out.scratch)
     # Accepted times lie in the window, so µs since its start packed with the 14-bit sequence count fit
     # an int64 unless the window spans more than 2**48 µs (8.9 years): then a lexsort is used instead.
     key_base_us = int(np.rint(window_start * 1e6))
-    rows = _RowOutput(
-        satellite_id,
-        start,
-        name_base,
-        np.ascontiguousarray(source_index, dtype=np.int32),
-        np.ascontiguousarray(offsets, dtype=np.int64),
-        np.round(received_by_file * 1e6).astype(np.int64),
-        _FLOAT_COLUMN_WORDS,
-        _ASTEROID_WORD,
-        _QUALITY_WORD,
-        row_packet,
-        key,
-        key_base_us,
-        *out.arrays(),
-    )
-    m, _lowest_us, highest_us, strays = _validate(
+    m, highest_us, strays = _validate(
         words,
         True,
         float(window_start),
         float(window_end),
         CRC16_SLICING_16,
-        _RANGE_FIRST_WORD,
-        _RANGE_WORDS,
-        _RANGE_LOW,
-        _RANGE_HIGH,
-        _RANGE_NAN_OK,
-        _WORD_LOW,
-        _WORD_HIGH,
-        _WORD_NAN_OK,
+        *_RANGE_CHECKS,
         code,
         apid,
         sequence_count,
         times,
-        rows,
+        satellite_id,
+        key_base_us,
+        row_packet,
+        key,
     )
     checked = (code, apid, sequence_count, times)
     if m == 0:
         return checked, 0, 0, 0, strays
-    sequence = out.sequence_count[start : start + m].astype(np.int64)
-    if highest_us - key_base_us < 1 << (63 - 14):
-        # The packets of a downlink arrive nearly in time order, which numpy's stable sort (timsort)
-        # exploits.
-        key = key[:m]
-        order = np.argsort(key, kind="stable")
-        sorted_key = key[order]
-    else:  # times too far apart for one int64 key (never within a day): a dense rank instead
-        observed_us = out.observed_us[start : start + m]
-        order = np.lexsort((sequence, observed_us))
-        change = (np.diff(observed_us[order]) != 0) | (np.diff(sequence[order]) != 0)
-        sorted_key = np.concatenate(([0], np.cumsum(change))).astype(np.int64)
-    duplicate = np.empty(m, dtype=np.bool_)
-    duplicates, lost = _duplicates_and_losses(sequence, sorted_key, order, duplicate)
-    kept = _compact_rows(
-        start,
-        m,
-        duplicate,
+    row_packet, key, duplicate = row_packet[:m], key[:m], duplicate[:m]
+    order, sorted_key = _sort_keys(key, highest_us - key_base_us, row_packet, times, sequence_count)
+    duplicates, lost = _duplicates_and_losses(sequence_count, row_packet, sorted_key, order, duplicate)
+    received_by_file = np.asarray(received_by_file, dtype=np.float64)
+    kept = _write_rows(
+        words,
         row_packet,
+        duplicate,
         times,
-        name_base,
+        np.ascontiguousarray(source_index, dtype=np.int32),
+        np.ascontiguousarray(offsets, dtype=np.int64),
         received_by_file,
+        np.round(received_by_file * 1e6).astype(np.int64),
+        satellite_id,
+        len(out.file_names),
+        out.rows,
         float(latency_bin_s),
         latency_histogram,
         latency_range,
@@ -759,6 +890,24 @@ def satellite_rows(
     out.rows += kept
     out.file_names.extend(file_names)
     return checked, kept, duplicates, lost, strays
+
+
+def _sort_keys(
+    key: np.ndarray, key_span_us: int, row_packet: np.ndarray, times: np.ndarray, sequence_count: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A stable order of the listed packets by (time in µs, sequence count) and their keys in that order
+    (equal keys: same time and count)."""
+    if key_span_us < 1 << (63 - 14):
+        # The packets of a downlink arrive nearly in time order, which numpy's stable sort (timsort)
+        # exploits.
+        order = np.argsort(key, kind="stable")
+        return order, key[order]
+    # times too far apart for one int64 key (never within a day): a dense rank instead
+    observed_us = np.rint(times[row_packet] * 1e6).astype(np.int64)
+    sequence = sequence_count[row_packet]
+    order = np.lexsort((sequence, observed_us))
+    change = (np.diff(observed_us[order]) != 0) | (np.diff(sequence[order]) != 0)
+    return order, np.concatenate(([0], np.cumsum(change))).astype(np.int64)
 
 
 def warm_up() -> None:

@@ -8,10 +8,12 @@ and ``decode.lost_packet_counts``.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,7 +88,33 @@ def packet_arrays(draw, max_packets: int = 12) -> np.ndarray:
 @given(st.lists(st.binary(min_size=P, max_size=P), min_size=1, max_size=10))
 def test_crc_kernel_matches_numpy_reference_on_arbitrary_octets(rows: list[bytes]) -> None:
     matrix = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, P)
-    assert np.array_equal(kernels.crc16_packets(matrix), fmt.crc16_ccitt(matrix[:, : fmt.CRC_OFFSET]))
+    expected = fmt.crc16_ccitt(matrix[:, : fmt.CRC_OFFSET])
+    assert np.array_equal(kernels.crc16_packets(matrix), expected)  # what the packet checks use
+    assert np.array_equal(kernels.crc16_packets(matrix, clmul=False), expected)  # table slicing
+    if kernels.CLMUL_AVAILABLE:
+        assert np.array_equal(kernels.crc16_packets(matrix, clmul=True), expected)
+
+
+def test_crc_by_carry_less_multiplication_on_single_bit_messages() -> None:
+    """Every one of the 784 message bits (and no bit) through each chunk's folding constant."""
+    if not kernels.CLMUL_AVAILABLE:
+        pytest.skip("no PCLMULQDQ on this CPU")
+    matrix = np.zeros((8 * fmt.CRC_OFFSET + 1, P), dtype=np.uint8)
+    for bit in range(8 * fmt.CRC_OFFSET):
+        matrix[bit + 1, bit // 8] = 0x80 >> (bit % 8)
+    expected = fmt.crc16_ccitt(matrix[:, : fmt.CRC_OFFSET])
+    assert np.array_equal(kernels.crc16_packets(matrix, clmul=True), expected)
+
+
+def test_row_buffer_arrays_are_disjoint_and_start_in_distinct_cache_sets() -> None:
+    buffer = kernels.RowBuffer(5_000)
+    arrays = [*buffer.floats, *buffer.arrays()[:4], *buffer.arrays()[5:], *buffer.scratch]
+    spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes) for a in arrays)
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    assert all(len(a) == 5_000 and a.flags.c_contiguous for a in arrays)
+    assert len({a.ctypes.data % 4096 // 64 for a in arrays}) == len(arrays)  # L1 sets
+    assert len({a.ctypes.data % 65536 // 64 for a in arrays}) == len(arrays)  # L2 sets
+    assert buffer.columns()["floats"].shape == (len(FLOAT_COLUMNS), 0)
 
 
 def test_crc_slicing_tables_extend_the_octet_table() -> None:
