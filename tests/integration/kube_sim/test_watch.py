@@ -95,9 +95,11 @@ def test_watch_from_a_list_sees_creation_updates_and_deletion_in_order(cluster, 
     assert watch.error is None
     types = [event[0] for event in watch.events]
     assert types[0] == "ADDED" and types[-1] == "DELETED"
-    assert set(types[1:-1]) == {"MODIFIED"}
+    # Changes made between two reads of the change log arrive as one event with the latest state, so how
+    # many MODIFIED events there are (and whether ADDED still says Pending) depends on timing.
+    assert set(types[1:-1]) <= {"MODIFIED"}
     phases = [phase for _t, _n, phase, _rv in watch.events]
-    assert phases[0] == "Pending" and "Succeeded" in phases
+    assert phases[-1] == "Succeeded"
     versions = [int(rv) for *_rest, rv in watch.events]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
 
@@ -159,15 +161,19 @@ def test_label_selector_watch_sees_only_matching_pods(cluster, clients):
     assert "theirs" not in {name for _t, name, *_ in watch.events}
 
 
-def test_a_pod_leaving_a_field_selector_arrives_as_deleted(cluster, clients):
+def test_a_pod_leaving_a_field_selector_arrives_as_deleted(cluster, clients, tmp_path: Path):
+    release = tmp_path / "release"
     start = clients.core.list_pod_for_all_namespaces().metadata.resource_version
     watch = Collector(
         clients.core.list_pod_for_all_namespaces,
         field_selector="status.phase!=Succeeded,status.phase!=Failed",
         resource_version=start,
-        timeout_seconds=20,
+        timeout_seconds=60,
     )
-    clients.core.create_namespaced_pod("dagster", run_pod("done", "exit 0"))
+    wait_then_exit = f"while [ ! -e {release} ]; do sleep 0.05; done"
+    clients.core.create_namespaced_pod("dagster", run_pod("done", wait_then_exit))
+    watch.wait_for(lambda events: ("done", "Running") in [(n, phase) for _t, n, phase, _rv in events])
+    release.touch()  # the pod succeeds: it leaves the watch's selection
     watch.wait_for(lambda events: ("DELETED", "done") in [(t, n) for t, n, *_ in events])
     watch.stop()
     kinds = [(t, n, phase) for t, n, phase, _rv in watch.events]
