@@ -34,7 +34,6 @@ from astromined.placement.policy import ClusterSnapshot, NodeSnapshot, PendingPo
 from astromined.placement.quantities import QuantityError
 from astromined.placement.snapshot import (
     DEFAULT_REQUEST_TIMEOUT,
-    PLACEMENT_ID_LABEL,
     PodRecord,
     describe_api_error,
     is_unreachable_error,
@@ -119,13 +118,7 @@ class ClusterCache:
             # kube-apiserver validates quantities, so this is a broken fake or proxy: count the pod as
             # requesting nothing rather than stopping the cache, and say so.
             log.warning("%s; counted as requesting nothing", error)
-            metadata = item.get("metadata") or {}
-            return PodRecord(
-                name=str(metadata.get("name")),
-                node_name=(item.get("spec") or {}).get("nodeName") or None,
-                requests=Resources(),
-                placement_id=(metadata.get("labels") or {}).get(PLACEMENT_ID_LABEL),
-            )
+            return pod_record(item, self.cluster, count_requests=False)
 
     def _count(self, key: PodKey, record: PodRecord, sign: int) -> None:
         if record.placement_id:

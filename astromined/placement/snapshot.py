@@ -136,16 +136,18 @@ class PodRecord:
     placement_id: str | None
 
 
-def pod_record(item: Mapping[str, Any], cluster: str) -> PodRecord | None:
-    """The record of one pod's JSON, or None for a terminated pod (its requests no longer count)."""
+def pod_record(item: Mapping[str, Any], cluster: str, *, count_requests: bool = True) -> PodRecord | None:
+    """The record of one pod's JSON, or None for a terminated pod (its requests no longer count). With
+    ``count_requests=False`` its requests are not read (nor checked) and recorded as nothing."""
     metadata = item.get("metadata") or {}
     if (item.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return None
     spec = item.get("spec") or {}
+    where = f"pod {metadata.get('namespace')}/{metadata.get('name')} on {cluster}"
     return PodRecord(
         name=str(metadata.get("name")),
         node_name=spec.get("nodeName") or None,
-        requests=pod_requests(spec, f"pod {metadata.get('namespace')}/{metadata.get('name')} on {cluster}"),
+        requests=pod_requests(spec, where) if count_requests else Resources(),
         placement_id=(metadata.get("labels") or {}).get(PLACEMENT_ID_LABEL),
     )
 
@@ -163,16 +165,9 @@ def snapshot_from_lists(
 
 
 def _listed_pod(item: Mapping[str, Any], cluster: str, node_names: set) -> PodRecord | None:
-    """Pods bound to nodes outside the listing only count as seen: their requests are not read (nor
-    checked), as before the records existed."""
+    """Pods bound to nodes outside the listing only count as seen: their requests are not read."""
     node_name = (item.get("spec") or {}).get("nodeName")
-    if node_name and node_name not in node_names:
-        if (item.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return None
-        metadata = item.get("metadata") or {}
-        placement_id = (metadata.get("labels") or {}).get(PLACEMENT_ID_LABEL)
-        return PodRecord(str(metadata.get("name")), node_name, Resources(), placement_id)
-    return pod_record(item, cluster)
+    return pod_record(item, cluster, count_requests=not node_name or node_name in node_names)
 
 
 def snapshot_from_records(

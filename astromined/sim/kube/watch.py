@@ -23,6 +23,7 @@ when the API goes down, or when the cluster stops.
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -251,8 +252,6 @@ class ChangeLog:
     change made between a watch's read of the log and its wait is not missed)."""
 
     def __init__(self, capacity: int):
-        from collections import deque
-
         self.capacity = capacity
         self.entries: deque[Change] = deque()
         self.compacted_rv = 0  # changes up to this resourceVersion are no longer in the log
