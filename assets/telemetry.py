@@ -5,7 +5,7 @@ import dagster as dg
 from assets.partitions import daily_partitions, partition_day
 from astromined import lake_layout
 from astromined.fleet import N_SATELLITES
-from astromined.telemetry.ingest import stream_day
+from astromined.telemetry.ingest import EMPTY_FILE, UNRECOGNIZED_FILE, compact_ids, stream_day
 from astromined.telemetry.parquet_sink import ParquetDaySink
 from resources import LakeResource, LandingZoneResource
 
@@ -112,8 +112,11 @@ def raw_telemetry(
         check_name=RECONCILES,
         passed=result.reconciles,
         metadata={
-            "packets_in": result.packets_in,
+            "files": result.files,
+            "packets_in": result.packets_in,  # each empty or unrecognized file counts as one unit
             "accounted": result.packets_ok + result.packets_quarantined + result.duplicates,
+            "empty_files": by_reason.get(EMPTY_FILE, 0),
+            "unrecognized_files": by_reason.get(UNRECOGNIZED_FILE, 0),
         },
     )
     yield dg.AssetCheckResult(
@@ -122,12 +125,26 @@ def raw_telemetry(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantine_rate": quarantine_rate, "threshold": config.max_quarantine_rate},
     )
-    missing = config.expected_satellites - reporting
+    coverage = result.coverage(range(1, config.expected_satellites + 1))
+    if not coverage.complete:
+        context.log.warning(f"{day}: {coverage.describe()}")
     yield dg.AssetCheckResult(
         check_name=ALL_SATELLITES,
-        passed=missing <= 0,
+        passed=coverage.complete,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"satellites_reporting": reporting, "expected": config.expected_satellites},
+        description=coverage.describe(),
+        metadata={
+            "expected": coverage.expected,
+            "satellites_reporting": coverage.reporting,
+            "missing": len(coverage.missing),
+            # Satellite ids as ranges ("4-17, 200"); each missing one is in exactly one of the four lists.
+            "missing_satellites": compact_ids(coverage.missing),
+            "missing_without_files": compact_ids(coverage.without_files),
+            "missing_with_only_empty_files": compact_ids(coverage.only_empty_files),
+            "missing_with_every_packet_quarantined": compact_ids(coverage.only_quarantined),
+            "missing_with_only_other_satellites_packets": compact_ids(coverage.only_other_satellites),
+            "reporting_but_not_expected": compact_ids(coverage.unexpected),
+        },
     )
 
 

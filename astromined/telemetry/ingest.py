@@ -40,6 +40,7 @@ from astromined.telemetry.decode import (
 )
 
 UNRECOGNIZED_FILE = "unrecognized_file"
+EMPTY_FILE = "empty_file"
 LATENCY_BIN_S = 10.0
 LATENCY_BINS = 3 * 86_400 // int(LATENCY_BIN_S)  # 0 .. 3 days; later arrivals land in the last bin
 QUARANTINE_BATCH_ROWS = 65_536  # ~7 MB of raw octets at most, written per Parquet row group
@@ -128,6 +129,12 @@ class DayStats:
     )
     latency_min_s: float = float("inf")
     latency_max_s: float = float("-inf")
+    # Satellites by the files named after them (not by the APIDs inside): one file at least, one file
+    # with octets at least, and those whose files' packets were all quarantined (none accepted, for
+    # themselves or as another satellite's relayed packets).
+    satellites_with_files: set[int] = dataclasses.field(default_factory=set)
+    satellites_with_octets: set[int] = dataclasses.field(default_factory=set)
+    satellites_fully_quarantined: set[int] = dataclasses.field(default_factory=set)
 
     @property
     def reconciles(self) -> bool:
@@ -144,6 +151,29 @@ class DayStats:
     def quarantine_by_reason(self) -> dict[str, int]:
         return {k: int(v) for k, v in sorted(self.reasons.items())}
 
+    def coverage(self, expected: Iterable[int]) -> SatelliteCoverage:
+        """Which of the ``expected`` satellites sent no accepted packet this day, and why (see
+        SatelliteCoverage)."""
+        expected = sorted({int(s) for s in expected})
+        reporting = set(self.lost)
+        missing = [s for s in expected if s not in reporting]
+        without_files = [s for s in missing if s not in self.satellites_with_files]
+        only_empty = [
+            s for s in missing if s in self.satellites_with_files and s not in self.satellites_with_octets
+        ]
+        only_quarantined = [s for s in missing if s in self.satellites_fully_quarantined]
+        classified = {*without_files, *only_empty, *only_quarantined}
+        return SatelliteCoverage(
+            expected=len(expected),
+            reporting=len(expected) - len(missing),
+            missing=tuple(missing),
+            without_files=tuple(without_files),
+            only_empty_files=tuple(only_empty),
+            only_quarantined=tuple(only_quarantined),
+            only_other_satellites=tuple(s for s in missing if s not in classified),
+            unexpected=tuple(sorted(reporting.difference(expected))),
+        )
+
     def latency_percentiles_s(self) -> dict[str, float]:
         """Observation-to-receipt latency percentiles (p50, p90, p99), to the histogram's 10 s bins."""
         total = int(self.latency_histogram.sum())
@@ -158,6 +188,64 @@ class DayStats:
         return result
 
 
+def compact_ids(ids: Iterable[int]) -> str:
+    """Satellite ids as sorted, comma-separated ranges: ``[1, 2, 3, 5, 9, 10]`` -> ``"1-3, 5, 9-10"``."""
+    values = sorted({int(i) for i in ids})
+    runs: list[str] = []
+    start = 0
+    for k in range(1, len(values) + 1):
+        if k == len(values) or values[k] != values[k - 1] + 1:
+            first, last = values[start], values[k - 1]
+            runs.append(str(first) if first == last else f"{first}-{last}")
+            start = k
+    return ", ".join(runs)
+
+
+@dataclasses.dataclass(frozen=True)
+class SatelliteCoverage:
+    """The expected satellites with no accepted packet in a day (``missing``), split by why:
+
+    - ``without_files``: no file named after it arrived;
+    - ``only_empty_files``: every file named after it was zero-length (each is an ``empty_file`` row);
+    - ``only_quarantined``: its files had octets, and every one of them is in quarantine;
+    - ``only_other_satellites``: its files' accepted packets all carried other satellites' APIDs.
+
+    ``unexpected`` lists satellites with accepted packets that are not among the expected ones (they do
+    not make up for a missing one).
+    """
+
+    expected: int
+    reporting: int
+    missing: tuple[int, ...]
+    without_files: tuple[int, ...]
+    only_empty_files: tuple[int, ...]
+    only_quarantined: tuple[int, ...]
+    only_other_satellites: tuple[int, ...]
+    unexpected: tuple[int, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
+
+    def describe(self) -> str:
+        if not self.missing:
+            return f"all {self.expected} expected satellites sent accepted packets"
+        why = [
+            f"{label}: {compact_ids(ids)}"
+            for label, ids in (
+                ("no file", self.without_files),
+                ("only empty files", self.only_empty_files),
+                ("every packet quarantined", self.only_quarantined),
+                ("only other satellites' packets", self.only_other_satellites),
+            )
+            if ids
+        ]
+        return (
+            f"{len(self.missing)} of {self.expected} expected satellites sent no accepted packet: "
+            f"{compact_ids(self.missing)} ({'; '.join(why)})"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class DayIngest:
     """A whole day in memory: the stats plus the observation and quarantine frames."""
@@ -168,6 +256,18 @@ class DayIngest:
 
     def __getattr__(self, name: str):
         return getattr(self.stats, name)
+
+
+def _with_empty_files(quarantine: dict[str, list], names: list[str], satellite_id: int) -> dict[str, list]:
+    """``quarantine`` plus one ``empty_file`` row per zero-length file in ``names`` (the satellite its name
+    carries), still ordered by file then offset."""
+    rows = list(zip(*(quarantine[column] for column in QUARANTINE_COLUMNS), strict=True))
+    rows += [
+        (name, 0, 0, EMPTY_FILE, f"downlink file {name!r} is empty (0 octets)", satellite_id, b"")
+        for name in names
+    ]
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return {column: [row[k] for row in rows] for k, column in enumerate(QUARANTINE_COLUMNS)}
 
 
 def day_window(day: dt.date) -> tuple[float, float]:
@@ -212,6 +312,12 @@ class _DayIngestor:
     def satellite(
         self, satellite_id: int, names: list[str], buffers: list[np.ndarray], received: list[float]
     ) -> None:
+        """Decode the files named after one satellite. A zero-length file holds no octet to decode or
+        quarantine: it becomes one ``empty_file`` unit of its own so that it is not lost without trace."""
+        empty = [index for index, buf in enumerate(buffers) if len(buf) == 0]
+        self.stats.satellites_with_files.add(satellite_id)
+        if len(empty) < len(buffers):
+            self.stats.satellites_with_octets.add(satellite_id)
         packets, source_index, offsets, gaps = frame_buffers(buffers)
         latency_range = np.array([self.stats.latency_min_s, self.stats.latency_max_s])
         checked, kept, duplicates, lost, strays = kernels.satellite_rows(
@@ -233,9 +339,13 @@ class _DayIngestor:
         if kept:
             self.stats.packets_ok += kept
             self.stats.lost[satellite_id] = self.stats.lost.get(satellite_id, 0) + lost
+        if len(empty) < len(buffers) and kept == 0 and strays == 0:
+            self.stats.satellites_fully_quarantined.add(satellite_id)
         batch = packet_batch(packets, source_index, offsets, received, checked)
-        self.stats.packets_in += len(batch) + sum(len(g) for g in gaps)
+        self.stats.packets_in += len(batch) + sum(len(g) for g in gaps) + len(empty)
         quarantine = quarantine_columns(batch, gaps, buffers, names)
+        if empty:
+            quarantine = _with_empty_files(quarantine, [names[index] for index in empty], satellite_id)
         if quarantine["reason"]:
             self.stats.packets_quarantined += len(quarantine["reason"])
             self.stats.reasons.update(quarantine["reason"])
@@ -351,8 +461,10 @@ def stream_day(
     Raises FileNotFoundError naming the day when there are no files at all.
     """
     ingestor = _DayIngestor(day, sink, batch_rows)
+    # Unrecognized names (satellite None) first, then by satellite and name: one group per satellite.
     named = sorted(
-        ((name, load, *_satellite_of(name)) for name, load in files), key=lambda f: (f[2] or 0, f[0])
+        ((name, load, *_satellite_of(name)) for name, load in files),
+        key=lambda f: (-1 if f[2] is None else f[2], f[0]),
     )
     if not named:
         raise FileNotFoundError(f"no downlink files for {day.isoformat()}")

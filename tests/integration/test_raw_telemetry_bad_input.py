@@ -31,7 +31,8 @@ def _landing_zone(tmp_path) -> LocalLandingZoneResource:
     return landing_zone
 
 
-def _materialize(landing_zone, lake, expect_success=True):
+def _materialize(landing_zone, lake, expect_success=True, expected_satellites=None):
+    expected = len(SATELLITES) if expected_satellites is None else expected_satellites
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [assets.telemetry.raw_telemetry],
@@ -39,7 +40,7 @@ def _materialize(landing_zone, lake, expect_success=True):
             resources={"landing_zone": landing_zone, "lake": lake},
             instance=instance,
             raise_on_error=False,
-            run_config={"ops": {"raw_telemetry": {"config": {"expected_satellites": len(SATELLITES)}}}},
+            run_config={"ops": {"raw_telemetry": {"config": {"expected_satellites": expected}}}},
         )
     assert result.success is expect_success
     return result
@@ -96,6 +97,47 @@ def test_bad_files_are_quarantined_by_file_and_offset(tmp_path, kind, expected_r
     assert metadata["quarantine_by_reason"].value[expected_reason] == 1
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks["packets_reconcile"]
+
+
+@pytest.mark.fault("bad-input", "zero-length downlink: empty_file row, counted, its satellite named missing")
+def test_zero_length_file_is_quarantined_and_missing_satellites_are_named(tmp_path):
+    landing_zone, lake = _landing_zone(tmp_path), LocalLakeResource(root=str(tmp_path / "lake"))
+    empty_name, _ = _file_bytes(landing_zone, 3)
+    landing_zone.store().put_bytes(day_prefix(DAY) + empty_name, b"")  # satellite 3 sent an empty file
+    garbled_name = empty_name.replace("sat-003", "sat-005")
+    _add(landing_zone, garbled_name, bytes(range(256)))  # satellite 5: nothing but quarantined octets
+    result = _materialize(landing_zone, lake, expected_satellites=6)  # satellites 4 and 6 sent nothing
+
+    quarantine = _quarantine(lake)
+    [row] = quarantine[quarantine["reason"] == "empty_file"].itertuples()
+    assert (row.source_file, row.offset, row.length, row.satellite_id) == (empty_name, 0, 0, 3)
+    assert empty_name in row.detail
+    [event] = result.get_asset_materialization_events()
+    metadata = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+    assert metadata["quarantine_by_reason"]["empty_file"] == 1
+    assert metadata["files"] == 4
+    assert metadata["packets_in"] == 2 * OBSERVATIONS + 1 + metadata["quarantine_by_reason"]["unframed_bytes"]
+    assert len(quarantine) == metadata["packets_quarantined"]
+
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    reconcile = checks["packets_reconcile"]
+    assert reconcile.passed
+    assert reconcile.metadata["empty_files"].value == 1
+    assert reconcile.metadata["accounted"].value == reconcile.metadata["packets_in"].value
+    coverage = checks["every_satellite_reported"]
+    assert not coverage.passed
+    assert coverage.severity == dg.AssetCheckSeverity.WARN
+    found = {k: v.value for k, v in coverage.metadata.items()}
+    assert found["missing"] == 4
+    assert found["missing_satellites"] == "3-6"
+    assert found["missing_without_files"] == "4, 6"
+    assert found["missing_with_only_empty_files"] == "3"
+    assert found["missing_with_every_packet_quarantined"] == "5"
+    assert (found["expected"], found["satellites_reporting"]) == (6, 2)
+    assert coverage.description == (
+        "4 of 6 expected satellites sent no accepted packet: 3-6 "
+        "(no file: 4, 6; only empty files: 3; every packet quarantined: 5)"
+    )
 
 
 def test_empty_day_fails_and_keeps_the_previous_partition(tmp_path):

@@ -1,4 +1,5 @@
-"""ingest_day over simulated downlinks: reconciliation, unrecognized files, empty days, latency."""
+"""ingest_day over simulated downlinks: reconciliation, unrecognized and empty files, empty days, latency,
+which satellites are missing and why."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import re
 import pandas as pd
 import pytest
 
-from astromined.sim.downlink import Downlink, LinkConditions, simulate_satellite_day
+from astromined.sim.downlink import Downlink, LinkConditions, downlink_file_name, simulate_satellite_day
 from astromined.sim.population import generate_population
 from astromined.telemetry.decode import QUARANTINE_COLUMNS
-from astromined.telemetry.ingest import UNRECOGNIZED_FILE, DayIngest, day_window, ingest_day
+from astromined.telemetry.ingest import (
+    EMPTY_FILE,
+    UNRECOGNIZED_FILE,
+    DayIngest,
+    compact_ids,
+    day_window,
+    ingest_day,
+)
 from astromined.telemetry.packet_format import PACKET_SIZE
 
 DAY = dt.date(2031, 5, 17)
@@ -210,3 +218,141 @@ def test_relayed_packets_are_kept_once_and_written_with_their_own_satellite_id()
     assert result.duplicates == 50
     assert result.packets_ok == 2 * OBSERVATIONS
     assert not result.observations.duplicated(["satellite_id", "sequence_count", "observed_at"]).any()
+
+
+# --- files with nothing (or next to nothing) in them ----------------------------------------------------
+
+RECEIVED = dt.datetime(2031, 5, 18, 0, 30, tzinfo=dt.UTC)
+
+
+def assert_every_file_accounted(result: DayIngest, names: list[str]) -> None:
+    """Each file of the day left a trace: an accepted row or a quarantine row naming it."""
+    traced = set(result.observations["source_file"]) | set(result.quarantine["source_file"])
+    assert traced >= set(names), set(names) - traced
+
+
+@pytest.mark.fault("bad-input", "zero-length downlink file: an empty_file quarantine row naming it")
+def test_zero_length_file_is_quarantined_as_empty_file() -> None:
+    downlinks = simulate(link=CLEAN, satellites=(1, 2))
+    empty_name = f"downlinks/{DAY.isoformat()}/{downlink_file_name(3, RECEIVED)}"
+    files = [*as_files(downlinks), (empty_name, lambda: b"")]
+    result = ingest_day(DAY, files)
+    assert_reconciles(result)
+    assert_every_file_accounted(result, [name for name, _ in files])
+    assert EMPTY_FILE == "empty_file"
+    assert result.files == 3
+    assert result.packets_in == 2 * OBSERVATIONS + 1  # the empty file is one unit, like an unrecognized one
+    assert result.packets_ok == 2 * OBSERVATIONS
+    assert result.packets_quarantined == 1
+    assert result.quarantine_by_reason() == {EMPTY_FILE: 1}
+    row = result.quarantine.iloc[0]
+    assert row["source_file"] == empty_name
+    assert empty_name in row["detail"] and "empty" in row["detail"]
+    assert (row["offset"], row["length"], row["satellite_id"], row["raw"]) == (0, 0, 3, b"")
+
+
+@pytest.mark.fault("bad-input", "an empty file next to a good file of the same satellite")
+def test_empty_file_beside_a_good_file_of_the_same_satellite() -> None:
+    [downlink] = simulate(link=FAULTY, satellites=(4,))
+    before = (downlink.received_at - dt.timedelta(hours=1)).strftime("sat-004_%Y%m%dT%H%M%SZ.ccsds")
+    after = (downlink.received_at + dt.timedelta(hours=1)).strftime("sat-004_%Y%m%dT%H%M%SZ.ccsds")
+    files = [(before, lambda: b""), (downlink.file_name, lambda: downlink.data), (after, lambda: b"")]
+    alone = ingest_day(DAY, files[1:2])
+    result = ingest_day(DAY, files)
+    assert_reconciles(result)
+    assert result.packets_in == alone.packets_in + 2
+    assert result.packets_ok == alone.packets_ok
+    assert result.packets_quarantined == alone.packets_quarantined + 2
+    q = result.quarantine
+    assert list(q.loc[q["reason"] == EMPTY_FILE, "source_file"]) == [before, after]
+    assert list(q["source_file"]) == sorted(q["source_file"])  # still in file order
+    pd.testing.assert_frame_equal(result.observations, alone.observations)
+
+
+def _named(satellite: int, minute: int = 0) -> str:
+    return downlink_file_name(satellite, RECEIVED + dt.timedelta(minutes=minute))
+
+
+HEADER = bytes([0x08, 0x05, 0xC0, 0x00, 0x00, 0x5D])
+# name, contents, the reasons its quarantine rows carry
+BAD_FILES = {
+    "zero-length": (_named(5), b"", [EMPTY_FILE]),
+    "three octets of a header": (_named(5), HEADER[:3], ["unframed_bytes"]),
+    "a whole header, no more": (_named(5), HEADER, ["truncated_packet"]),
+    "half a packet": (_named(5), HEADER + bytes(44), ["truncated_packet"]),
+    "only zero octets": (_named(5), bytes(1_000), ["unframed_bytes"]),
+    "one zero octet": (_named(5), b"\x00", ["unframed_bytes"]),
+    "name that does not parse": ("sat-5.ccsds", HEADER + bytes(94), [UNRECOGNIZED_FILE]),
+    "name that does not parse, empty": ("sat-005_.ccsds", b"", [UNRECOGNIZED_FILE]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+@pytest.mark.fault("bad-input", "near-empty, zero-filled, headless or misnamed file: quarantined by reason")
+def test_every_bad_file_leaves_a_quarantine_row_and_the_day_reconciles(case: str) -> None:
+    name, data, reasons = BAD_FILES[case]
+    downlinks = simulate(link=CLEAN, satellites=(1,))
+    files = [*as_files(downlinks), (name, lambda: data)]
+    result = ingest_day(DAY, files)
+    assert_reconciles(result)
+    assert_every_file_accounted(result, [n for n, _ in files])
+    assert result.packets_ok == OBSERVATIONS
+    rows = result.quarantine[result.quarantine["source_file"] == name]
+    assert list(rows["reason"]) == reasons
+    assert int(rows["length"].sum()) == len(data)
+    assert result.packets_in == OBSERVATIONS + len(rows)
+
+
+# --- which satellites are missing, and why ------------------------------------------------------------------
+
+
+def test_compact_ids_writes_ranges() -> None:
+    assert compact_ids([]) == ""
+    assert compact_ids([7]) == "7"
+    assert compact_ids([10, 9, 1, 2, 3, 5, 3]) == "1-3, 5, 9-10"
+    assert compact_ids(range(1, 501)) == "1-500"
+
+
+@pytest.mark.fault("bad-input", "missing satellites named: no file, only empty files, all quarantined")
+def test_coverage_names_missing_satellites_and_why() -> None:
+    downlinks = simulate(link=CLEAN, satellites=(1, 2))
+    files = [
+        *as_files(downlinks),
+        (_named(3), lambda: b""),  # only an empty file
+        (_named(3, minute=5), lambda: b""),
+        (_named(4), lambda: bytes(range(256)) * 2),  # every octet quarantined
+        (_named(4, minute=5), lambda: b""),
+        (_named(5), lambda: downlinks[0].data[: 10 * PACKET_SIZE]),  # carries satellite 1's packets only
+    ]
+    result = ingest_day(DAY, files)
+    assert_reconciles(result)
+    coverage = result.coverage(range(1, 11))
+    assert not coverage.complete
+    assert (coverage.expected, coverage.reporting) == (10, 2)
+    assert coverage.missing == tuple(range(3, 11))
+    assert coverage.only_empty_files == (3,)
+    assert coverage.only_quarantined == (4,)
+    assert coverage.only_other_satellites == (5,)
+    assert coverage.without_files == tuple(range(6, 11))
+    assert coverage.unexpected == ()
+    assert coverage.describe() == (
+        "8 of 10 expected satellites sent no accepted packet: 3-10 (no file: 6-10; only empty files: 3; "
+        "every packet quarantined: 4; only other satellites' packets: 5)"
+    )
+
+
+def test_a_satellite_outside_the_fleet_does_not_hide_a_missing_one() -> None:
+    """Satellite 9 reports, satellite 3 does not: three satellites report, but not the expected three."""
+    result = ingest_day(DAY, as_files(simulate(link=CLEAN, satellites=(1, 2, 9))))
+    coverage = result.coverage([1, 2, 3])
+    assert result.satellites_reporting == 3
+    assert coverage.missing == (3,) == coverage.without_files
+    assert coverage.unexpected == (9,)
+    assert not coverage.complete
+
+
+def test_complete_coverage() -> None:
+    coverage = ingest_day(DAY, as_files(simulate(link=FAULTY))).coverage(SATELLITES)
+    assert coverage.complete and coverage.missing == ()
+    assert coverage.reporting == len(SATELLITES)
+    assert coverage.describe() == f"all {len(SATELLITES)} expected satellites sent accepted packets"
