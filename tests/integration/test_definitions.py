@@ -65,6 +65,7 @@ def test_local_definitions_hold_the_whole_graph(tiny_settings):
         "downlink_arrival_sensor",
         "drift_sensor",
         "run_failure_alert_sensor",
+        "dead_run_reaper",
     }
     assert {"downlink_to_uplink", "ingest_downlinks", "retrain_champion", "readiness_check"} <= {
         j.name for j in defs.resolve_all_job_defs()

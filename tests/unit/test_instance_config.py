@@ -46,3 +46,14 @@ def test_no_secret_values_in_instance_files(name):
         if needle in text:
             line = next(line for line in text.splitlines() if needle in line)
             assert line.strip().endswith(":"), f"{name} holds a literal secret: {line.strip()}"
+
+
+@pytest.mark.parametrize("name", ["dagster.yaml", "infra/dagster/dagster-prod.yaml"])
+def test_run_monitoring_frees_the_slots_of_runs_that_ended(tmp_path, monkeypatch, name):
+    """A killed run must not hold a pool slot for ever: run monitoring on, slots freed after the run ends."""
+    for variable in ("DAGSTER_PG_HOST", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"):
+        monkeypatch.setenv(variable, f"value-of-{variable}")
+    monitoring = _load(tmp_path, name)["run_monitoring"]
+    assert monitoring["enabled"] is True
+    assert 0 < monitoring["free_slots_after_run_end_seconds"] <= 300
+    assert monitoring["start_timeout_seconds"] > 0

@@ -46,6 +46,7 @@ def test_ingest_never_trains_and_retrain_never_ingests(local_defs):
                 "downlink_arrival_sensor": "STOPPED",
                 "drift_sensor": "RUNNING",
                 "run_failure_alert_sensor": "STOPPED",
+                "dead_run_reaper": "RUNNING",
             },
         ),
         (
@@ -119,5 +120,6 @@ def test_sensor_and_schedule_names_are_unique(local_defs):
         "downlink_arrival_sensor",
         "drift_sensor",
         "run_failure_alert_sensor",
+        "dead_run_reaper",
     }
     assert isinstance(repository.get_schedule_def("daily_retrain"), dg.ScheduleDefinition)
