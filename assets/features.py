@@ -1,7 +1,6 @@
 """asteroid_features[day] and training_set: per-asteroid features and the labelled rolling window."""
 
 import io
-import json
 
 import dagster as dg
 import numpy as np
@@ -10,7 +9,7 @@ import pyarrow.parquet as pq
 from assets.partitions import daily_partitions, partition_day
 from astromined import lake_layout
 from astromined.features.engineering import MODEL_FEATURES, aggregate_by_asteroid, model_inputs
-from astromined.features.training_set import build_training_set, combine_days
+from astromined.features.training_set import build_training_set, combine_days, save_training_set
 from astromined.features.validation import ValidationReport, validate_features, validate_training_set
 from astromined.lake_layout import CALIBRATION_VERSION, UNKNOWN_CALIBRATION
 from astromined.storage import read_parquet, read_parquet_metadata, write_parquet
@@ -119,10 +118,8 @@ def training_set(
         for day in days
     }
     table = build_training_set(combined, landing_zone.survey_catalog())
-    write_parquet(store, lake_layout.TRAINING_SET, table)
-    store.put_bytes(
-        lake_layout.TRAINING_SET_MANIFEST,
-        json.dumps({"partitions": days, "calibration_versions": calibrations}).encode(),
+    save_training_set(
+        store, lake_layout.TRAINING_SET, table, {"partitions": days, "calibration_versions": calibrations}
     )
     splits = table["split"].value_counts().to_dict()
     yield dg.MaterializeResult(

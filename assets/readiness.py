@@ -25,6 +25,10 @@ def infrastructure_readiness(
     context: dg.AssetExecutionContext, config: ReadinessConfig, lake: LakeResource, compute: ComputeResource
 ):
     rows: list[dict[str, object]] = []
+    # Every main-job run starts here: clear what killed runs left half-written (never work in progress).
+    orphans = lake.sweep_orphans()
+    if orphans:
+        context.log.warning(f"removed {len(orphans)} temp/staging file(s) of killed writers: {orphans[:10]}")
     ok, detail = lake.probe()
     rows.append({"component": "lake", "ready": ok, "detail": detail})
     free = lake.free_bytes()
@@ -50,6 +54,7 @@ def infrastructure_readiness(
             "components": dg.MetadataValue.md(table.to_markdown(index=False)),
             "ready_components": int(table["ready"].sum()),
             "not_ready": dg.MetadataValue.json(not_ready),
+            "orphans_removed": len(orphans),
             **{f"ready/{r['component']}": bool(r["ready"]) for r in rows},
         }
     )

@@ -10,6 +10,10 @@ Variables:
   ASTROMINED_SEED       the simulator's seed (default 42)
   ASTROMINED_DRIFT      none (default) | demo: the simulator's drift scenarios, a preset of
                         astromined.sim.scenarios.PRESETS (local only; see docs/simulator.md)
+  ASTROMINED_S3_ENDPOINT_URL  the S3 endpoint of the lake and landing zone (prod; unset: AWS S3 itself,
+                        set: an S3-compatible on-prem object store such as MinIO or Ceph RGW)
+
+A bad value raises ``ConfigurationError`` naming the variable; the CLI prints it as one line.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Settings:
     scale: Scale
     seed: int
     drift: str = "none"  # a key of astromined.sim.scenarios.PRESETS
+    s3_endpoint_url: str | None = None  # None: AWS S3 (boto3's own endpoint resolution)
 
     @property
     def dagster_home(self) -> Path:
@@ -72,6 +77,21 @@ class Settings:
     @property
     def signing_key_path(self) -> Path:
         return self.state_dir / "secrets" / "uplink_signing_key.pem"
+
+    def require_writable_state(self) -> Path:
+        """Create the state dir if needed and prove it writable; a ConfigurationError names it if not."""
+        hint = f"ASTROMINED_STATE_DIR={self.state_dir}"
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.state_dir / f".write-probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigurationError(
+                f"{hint} is not a writable directory ({reason}); point ASTROMINED_STATE_DIR at one"
+            ) from exc
+        return self.state_dir
 
 
 class ConfigurationError(ValueError):
@@ -118,10 +138,23 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         seed = int(raw_seed)
     except ValueError as exc:
         raise ConfigurationError(f"ASTROMINED_SEED={raw_seed!r} is not an integer") from exc
+    if not 0 <= seed < 2**32:
+        raise ConfigurationError(f"ASTROMINED_SEED={raw_seed!r} must be between 0 and 4294967295")
     drift = env.get("ASTROMINED_DRIFT", "none")
     if drift not in PRESETS:
         raise ConfigurationError(f"ASTROMINED_DRIFT={drift!r} is not one of: {', '.join(PRESETS)}")
-    state_dir = Path(env.get("ASTROMINED_STATE_DIR", REPO_ROOT / ".state")).resolve()
+    raw_state_dir = env.get("ASTROMINED_STATE_DIR") or str(REPO_ROOT / ".state")
+    state_dir = Path(raw_state_dir).expanduser().resolve()
+    endpoint = env.get("ASTROMINED_S3_ENDPOINT_URL") or None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"ASTROMINED_S3_ENDPOINT_URL={endpoint!r} is not an http(s) URL (unset it for AWS S3)"
+        )
     return Settings(
-        environment=environment, state_dir=state_dir, scale=SCALES[scale_name], seed=seed, drift=drift
+        environment=environment,
+        state_dir=state_dir,
+        scale=SCALES[scale_name],
+        seed=seed,
+        drift=drift,
+        s3_endpoint_url=endpoint,
     )

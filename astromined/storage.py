@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -19,6 +20,8 @@ from typing import Protocol, TypeVar
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from astromined.process_liveness import Liveness, liveness
 
 T = TypeVar("T")
 
@@ -46,6 +49,24 @@ def _check_key(key: str) -> str:
     return key
 
 
+TEMP_SUFFIX = ".tmp"
+STAGING_DIR = ".staging"
+# Temp files and staging folders carry their writer's pid, so the next run can tell an orphan (its writer
+# was killed) from work in progress: `<name>.pid<PID>.` for temp files, `<what>-pid<PID>-` for staging.
+_PID_MARK = re.compile(r"\.pid(\d+)\.|-pid(\d+)-")
+# Leftovers without a pid mark (written before the mark existed) count as orphans after a day.
+UNMARKED_ORPHAN_AGE_S = 24 * 3600
+
+
+def _temp_prefix(name: str) -> str:
+    return f".{name}.pid{os.getpid()}."
+
+
+def staging_prefix(what: str) -> str:
+    """Prefix for a staging folder of this process (see ``LocalBlobStore.sweep_orphans``)."""
+    return f"{what}-pid{os.getpid()}-"
+
+
 class LocalBlobStore:
     """A directory tree; keys are relative POSIX paths."""
 
@@ -61,7 +82,7 @@ class LocalBlobStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target.name), suffix=TEMP_SUFFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -96,9 +117,43 @@ class LocalBlobStore:
 
     def staging_dir(self) -> Path:
         """Where to build large objects so that ``put_file`` is a same-filesystem rename."""
-        staging = self.root / ".staging"
+        staging = self.root / STAGING_DIR
         staging.mkdir(parents=True, exist_ok=True)
         return staging
+
+    def sweep_orphans(self, now: float | None = None) -> list[str]:
+        """Delete temp files and staging folders left by writers that were killed; returns what went.
+
+        Work in progress is kept: an entry whose writer (the pid in its name) is still that process
+        stays, whatever its age. Entries without a pid mark are removed once a day old.
+        """
+        if not self.root.is_dir():
+            return []
+        now = time.time() if now is None else now
+        candidates = [p for p in self.root.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
+        staging = self.root / STAGING_DIR
+        if staging.is_dir():
+            candidates.extend(staging.iterdir())
+        removed = []
+        for path in sorted(candidates):
+            try:
+                modified = path.lstat().st_mtime
+            except FileNotFoundError:
+                continue  # its writer finished meanwhile
+            match = _PID_MARK.search(path.name)
+            if match:
+                pid = int(match.group(1) or match.group(2))
+                # The writer started before it wrote the entry: a live pid started later is another process.
+                orphan = liveness(pid, run_started_at=modified) is not Liveness.ALIVE
+            else:
+                orphan = now - modified > UNMARKED_ORPHAN_AGE_S
+            if orphan:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path.relative_to(self.root).as_posix())
+        return removed
 
     def put_file(self, key: str, path: Path) -> None:
         """Move a finished local file into place atomically (rename; copy first across filesystems)."""
@@ -107,7 +162,9 @@ class LocalBlobStore:
         try:
             os.replace(path, target)
         except OSError:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(
+                dir=target.parent, prefix=_temp_prefix(target.name), suffix=TEMP_SUFFIX
+            )
             os.close(fd)
             try:
                 shutil.copyfile(path, tmp)

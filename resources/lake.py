@@ -19,6 +19,11 @@ class LakeResource(dg.ConfigurableResource):
         """Free space where the lake lives, when that is knowable (local disk)."""
         return None
 
+    def sweep_orphans(self) -> list[str]:
+        """Remove temp and staging files of killed writers (a local directory has them; an S3 PUT is
+        atomic and leaves none). Returns what was removed."""
+        return []
+
     def probe(self) -> tuple[bool, str]:
         """Write, read back and delete a small object: is the lake writable right now?"""
         store = self.store()
@@ -40,6 +45,9 @@ class LocalLakeResource(LakeResource):
 
     def store(self) -> LocalBlobStore:
         return LocalBlobStore(self.root)
+
+    def sweep_orphans(self) -> list[str]:
+        return self.store().sweep_orphans()
 
     def free_bytes(self) -> int | None:
         path = self.store().root

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from astromined.automation.process_liveness import Liveness, liveness
+from astromined.process_liveness import Liveness, liveness
 
 # Set by `astromined run` on its runs; a run tagged with another host is never judged from here.
 HOST_TAG = "astromined/host"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from astromined.automation.dead_runs import fail_run, slot_holders
-from astromined.automation.process_liveness import Liveness
+from astromined.process_liveness import Liveness
 
 # The watcher repeats an unchanged "still waiting" message this often.
 REPEAT_EVERY_S = 60.0

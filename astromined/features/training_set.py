@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from astromined.features.engineering import FEATURE_TABLE_COLUMNS
+from astromined.storage import BlobStore, read_parquet_metadata, write_parquet
 
 SPLITS = ("train", "validation", "holdout")
 # Share of asteroids per split, by a stable hash of the asteroid id: no asteroid is in two splits.
@@ -57,3 +61,24 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataF
     )
     joined["split"] = split_of(joined["asteroid_id"].to_numpy())
     return joined.reset_index(drop=True)
+
+
+MANIFEST_METADATA_KEY = "training_manifest"
+
+
+def save_training_set(store: BlobStore, key: str, table: pd.DataFrame, manifest: dict[str, Any]) -> int:
+    """Write the table and its manifest (partitions, calibration versions) as ONE object: the manifest
+    travels in the Parquet file's metadata, so a writer killed half-way can never leave a new table
+    described by an old manifest (or the reverse). Returns the object's size in bytes."""
+    return write_parquet(store, key, table, metadata={MANIFEST_METADATA_KEY: json.dumps(manifest)})
+
+
+def load_training_manifest(store: BlobStore, key: str) -> dict[str, Any]:
+    """The manifest stored with the training set at ``key``; names the object when it has none."""
+    raw = read_parquet_metadata(store, key).get(MANIFEST_METADATA_KEY)
+    if raw is None:
+        raise ValueError(
+            f"{store.describe(key)} has no {MANIFEST_METADATA_KEY} metadata: it was written by an older "
+            "version; re-materialize training_set"
+        )
+    return json.loads(raw)

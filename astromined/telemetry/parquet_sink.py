@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from astromined.storage import staging_prefix
 from astromined.telemetry.ingest import OBSERVATION_SCHEMA, QUARANTINE_SCHEMA
 
 _FLOATS = [f.name for f in OBSERVATION_SCHEMA if pa.types.is_floating(f.type)]
@@ -50,7 +51,7 @@ def observation_encoding(compression: str | None = OBSERVATION_COMPRESSION) -> d
 
 class ParquetDaySink:
     def __init__(self, staging_dir: Path | None = None, compression: str = OBSERVATION_COMPRESSION):
-        self.directory = Path(tempfile.mkdtemp(prefix="ingest-", dir=staging_dir))
+        self.directory = Path(tempfile.mkdtemp(prefix=staging_prefix("ingest"), dir=staging_dir))
         self.observations_path = self.directory / "observations.parquet"
         self.quarantine_path = self.directory / "quarantine.parquet"
         self._observations = pq.ParquetWriter(

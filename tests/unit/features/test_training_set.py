@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -194,3 +196,50 @@ def test_build_training_set_names_missing_catalog_columns(dropped):
     labels = catalog([1], ["S"], [0.1]).drop(columns=[dropped])
     with pytest.raises(ValueError, match=dropped):
         build_training_set(features, labels)
+
+
+class _KilledAfterPuts:
+    """A local store whose writer is 'killed' (raises) on the put after the first ``allowed`` ones."""
+
+    def __init__(self, store, allowed: int):
+        self._store, self._allowed = store, allowed
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def put_bytes(self, key, data):
+        if self._allowed == 0:
+            raise KeyboardInterrupt(f"killed before writing {key}")
+        self._allowed -= 1
+        self._store.put_bytes(key, data)
+
+
+@pytest.mark.fault("kill", "writer killed at every write of the training set: table and manifest stay a pair")
+@pytest.mark.parametrize("allowed", [0, 1, 2])
+def test_a_killed_training_set_write_never_mixes_table_and_manifest(tmp_path, allowed):
+    from astromined.features.training_set import load_training_manifest, save_training_set
+    from astromined.storage import LocalBlobStore, read_parquet
+
+    store = LocalBlobStore(tmp_path)
+    old = pd.DataFrame({"asteroid_id": [1, 2], "split": ["train", "holdout"]})
+    new = pd.DataFrame({"asteroid_id": [3, 4, 5], "split": ["train", "train", "validation"]})
+    save_training_set(store, "training/set.parquet", old, {"partitions": ["2026-01-01"]})
+    with contextlib.suppress(KeyboardInterrupt):
+        save_training_set(
+            _KilledAfterPuts(store, allowed), "training/set.parquet", new, {"partitions": ["2026-01-02"]}
+        )
+    table = read_parquet(store, "training/set.parquet")
+    manifest = load_training_manifest(store, "training/set.parquet")
+    expected = {3: ["2026-01-02"], 2: ["2026-01-01"]}[len(table)]
+    assert manifest["partitions"] == expected, "the manifest must describe the table beside it"
+    assert (len(table) == 3) == (allowed >= 1), "one write: it either happened or it did not"
+
+
+def test_a_training_set_without_a_manifest_names_the_object(tmp_path):
+    from astromined.features.training_set import load_training_manifest
+    from astromined.storage import LocalBlobStore, write_parquet
+
+    store = LocalBlobStore(tmp_path)
+    write_parquet(store, "training/set.parquet", pd.DataFrame({"a": [1]}))
+    with pytest.raises(ValueError, match=r"set\.parquet has no training_manifest"):
+        load_training_manifest(store, "training/set.parquet")

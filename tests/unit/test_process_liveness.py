@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from astromined.automation.process_liveness import Liveness, liveness, parse_proc_stat, process_info
+from astromined.process_liveness import Liveness, liveness, parse_proc_stat, process_info
 
 
 def _stat_line(pid: int, name: str, state: str, start_ticks: int) -> str:
