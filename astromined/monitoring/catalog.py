@@ -118,6 +118,12 @@ QUEUED_RUN_OLDEST_AGE = MetricSpec(
     "gauge",
     "Age of the oldest QUEUED run in seconds (0 when none is queued).",
 )
+STARTED_RUN_OLDEST_AGE = MetricSpec(
+    "astromined_started_run_oldest_age_seconds",
+    "gauge",
+    "Seconds since the oldest run of the job that is still STARTED started (0 when none of its runs is).",
+    ("job",),
+)
 STEP_DURATION = MetricSpec(
     "astromined_step_duration_seconds",
     "histogram",
@@ -137,6 +143,19 @@ ASSET_FRESHNESS_STATE = MetricSpec(
     "1 for the asset's current freshness state (PASS, WARN, FAIL, UNKNOWN), 0 for the others.",
     ("asset", "state"),
 )
+ASSET_FRESHNESS_STATE_TIMESTAMP = MetricSpec(
+    "astromined_asset_freshness_state_timestamp_seconds",
+    "gauge",
+    "Unix time at which the asset's current freshness state began (the freshness daemon's latest change).",
+    ("asset",),
+)
+ASSET_FRESHNESS_EVALUATED = MetricSpec(
+    "astromined_asset_freshness_evaluated",
+    "gauge",
+    "1 if the freshness daemon has recorded a freshness state for the asset (NOT_APPLICABLE included), 0 for "
+    "an asset with events in the instance that it never evaluated.",
+    ("asset",),
+)
 ASSET_CHECK_PASSED = MetricSpec(
     "astromined_asset_check_passed",
     "gauge",
@@ -153,6 +172,12 @@ INSTIGATOR_LAST_TICK_TIMESTAMP = MetricSpec(
     "astromined_instigator_last_tick_timestamp_seconds",
     "gauge",
     "Unix time of the sensor's or schedule's latest tick.",
+    ("name", "type"),
+)
+INSTIGATOR_FAILED_TICKS_1H = MetricSpec(
+    "astromined_instigator_failed_ticks_1h",
+    "gauge",
+    "FAILURE ticks of the sensor or schedule in the last hour.",
     ("name", "type"),
 )
 DAEMON_HEARTBEAT_AGE = MetricSpec(
@@ -252,17 +277,26 @@ EXPORTER_LAST_REFRESH = MetricSpec(
     "gauge",
     "Unix time at which the exporter's latest refresh finished.",
 )
+EXPORTER_LAST_SUCCESSFUL_REFRESH = MetricSpec(
+    "astromined_exporter_last_successful_refresh_timestamp_seconds",
+    "gauge",
+    "Unix time at which the latest refresh that read every source finished (0 until one has).",
+)
 
 ALL_METRICS: tuple[MetricSpec, ...] = (
     RUNS,
     RUN_FAILURES,
     QUEUED_RUN_OLDEST_AGE,
+    STARTED_RUN_OLDEST_AGE,
     STEP_DURATION,
     ASSET_LAST_MATERIALIZATION,
     ASSET_FRESHNESS_STATE,
+    ASSET_FRESHNESS_STATE_TIMESTAMP,
+    ASSET_FRESHNESS_EVALUATED,
     ASSET_CHECK_PASSED,
     INSTIGATOR_LAST_TICK_STATUS,
     INSTIGATOR_LAST_TICK_TIMESTAMP,
+    INSTIGATOR_FAILED_TICKS_1H,
     DAEMON_HEARTBEAT_AGE,
     PACKETS,
     PACKETS_QUARANTINED,
@@ -280,6 +314,7 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     EXPORTER_EVENTS_PROCESSED,
     EXPORTER_ERRORS,
     EXPORTER_LAST_REFRESH,
+    EXPORTER_LAST_SUCCESSFUL_REFRESH,
 )
 
 BY_NAME: Mapping[str, MetricSpec] = {spec.name: spec for spec in ALL_METRICS}

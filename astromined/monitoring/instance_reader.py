@@ -27,10 +27,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRunStatus, EventRecordsFilter, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, EventRecordsFilter, RunsFilter
 from dagster._core.errors import DagsterEventLogInvalidForRun
 from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.storage.event_log.base import EventLogRecord
 
 from astromined.monitoring import catalog, event_metadata
@@ -53,8 +54,11 @@ EVENT_TYPES = (
     DagsterEventType.ASSET_MATERIALIZATION,
     DagsterEventType.ASSET_OBSERVATION,
     DagsterEventType.ENGINE_EVENT,
+    DagsterEventType.FRESHNESS_STATE_CHANGE,
     DagsterEventType.STEP_START,
 )
+# Failed sensor/schedule ticks are counted over this window (astromined_instigator_failed_ticks_1h).
+FAILED_TICKS_WINDOW_S = 3600.0
 
 
 @dataclasses.dataclass
@@ -104,26 +108,35 @@ class InstanceReader:
         self._runless = _Run(job="", status=DagsterRunStatus.SUCCESS, updated_at=0.0)
         self._watermark: float | None = None
         self._errors = 0
+        self._source_failed = False
+        # Assets the freshness daemon reported on: a policy asset never materialized has no asset-key row,
+        # so get_asset_keys() alone would never show its UNKNOWN state.
+        self._freshness_keys: set[AssetKey] = set()
         self._one_table = not instance.event_log_storage.is_run_sharded
         self._type_cursors: dict[DagsterEventType, int | None] = dict.fromkeys(EVENT_TYPES)
+        self.state.replace(catalog.EXPORTER_LAST_SUCCESSFUL_REFRESH, {(): 0.0})
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
-    def _error(self, kind: str, message: str) -> None:
+    def _error(self, kind: str, message: str, *, source: bool = False) -> None:
+        """Count and log one error; ``source``: a whole source could not be read this refresh (its values
+        are stale until a later refresh reads it), as opposed to one record skipped for good."""
         self._errors += 1
+        self._source_failed = self._source_failed or source
         self.state.inc(catalog.EXPORTER_ERRORS, (kind,))
         log.warning("exporter: %s: %s", kind, message)
 
     def refresh(self) -> RefreshStats:
         started = time.perf_counter()
         errors_before = self._errors
+        self._source_failed = False
         runs_read = records_read = 0
         runs_synced = True
         try:
             self._sync_runs()
         except Exception as exc:  # the instance is unreachable: keep the last values, try again later
             runs_synced = False
-            self._error("runs", f"cannot read run records: {type(exc).__name__}: {exc}")
+            self._error("runs", f"cannot read run records: {type(exc).__name__}: {exc}", source=True)
         if self._one_table:
             runs_read, records_read = self._read_one_table()
         else:
@@ -135,6 +148,7 @@ class InstanceReader:
             records_read += self._read_runless()
         for kind, source in (
             ("queued_runs", self._refresh_queued_age),
+            ("started_runs", self._refresh_started_age),
             ("freshness", self._refresh_freshness),
             ("instigators", self._refresh_instigators),
             ("daemons", self._refresh_daemons),
@@ -142,10 +156,13 @@ class InstanceReader:
             try:
                 source()
             except Exception as exc:
-                self._error(kind, f"{type(exc).__name__}: {exc}")
+                self._error(kind, f"{type(exc).__name__}: {exc}", source=True)
         duration = time.perf_counter() - started
+        finished = self._clock()
         self.state.replace(catalog.EXPORTER_SCRAPE_DURATION, {(): duration})
-        self.state.replace(catalog.EXPORTER_LAST_REFRESH, {(): self._clock()})
+        self.state.replace(catalog.EXPORTER_LAST_REFRESH, {(): finished})
+        if not self._source_failed:  # every source read: what is served is current as of now
+            self.state.replace(catalog.EXPORTER_LAST_SUCCESSFUL_REFRESH, {(): finished})
         return RefreshStats(duration, runs_read, records_read, self._errors - errors_before, runs_synced)
 
     # -- runs -------------------------------------------------------------------------------------
@@ -209,7 +226,7 @@ class InstanceReader:
             self._error("run_events", f"run {run_id}: event log cannot be deserialized ({exc}); skipped")
             return None
         except Exception as exc:  # transient: the cursor did not move, the next refresh retries
-            self._error("run_events", f"run {run_id}: {type(exc).__name__}: {exc}")
+            self._error("run_events", f"run {run_id}: {type(exc).__name__}: {exc}", source=True)
             return None
         if run.status in TERMINAL:
             self._to_read.discard(run_id)
@@ -222,7 +239,7 @@ class InstanceReader:
         try:
             return self._read_records(RUNLESS_RUN_ID, self._runless)
         except Exception as exc:  # the cursor did not move past what failed; the next refresh retries
-            self._error("runless_events", f"{type(exc).__name__}: {exc}")
+            self._error("runless_events", f"{type(exc).__name__}: {exc}", source=True)
             return 0
 
     def _read_one_table(self) -> tuple[int, int]:
@@ -269,7 +286,8 @@ class InstanceReader:
                 )
             except Exception as exc:
                 # Nothing newer than this type's cursor is processed; the next refresh retries.
-                self._error("events", f"{kind.value} after storage id {cursor}: {type(exc).__name__}: {exc}")
+                where = f"{kind.value} after storage id {cursor}"
+                self._error("events", f"{where}: {type(exc).__name__}: {exc}", source=True)
                 records, failed = [], True
                 cuts.append(cursor or 0)
             read[kind] = records
@@ -356,6 +374,8 @@ class InstanceReader:
             )
         elif kind == DagsterEventType.RUN_FAILURE:
             self.state.inc(catalog.RUN_FAILURES, (run.job,))
+        elif kind == DagsterEventType.FRESHNESS_STATE_CHANGE:
+            self._freshness_keys.add(event.event_specific_data.key)
 
     def _step_finished(self, run: _Run, entry: EventLogEntry) -> None:
         step = entry.step_key
@@ -409,6 +429,15 @@ class InstanceReader:
             self.state.replace_if_newer(catalog.MODEL_METRIC, values, timestamp)
         elif name == event_metadata.CHAMPION_MODEL:
             self.state.inc(catalog.PROMOTIONS, (event_metadata.promotion_outcome(metadata),))
+            if champion := event_metadata.champion_metrics_from_promotion(metadata):
+                current = {
+                    (role, metric): value
+                    for role in event_metadata.MODEL_ROLES
+                    for metric in catalog.MODEL_METRICS
+                    if (value := self.state.value(catalog.MODEL_METRIC, (role, metric))) is not None
+                }
+                merged = event_metadata.with_champion_metrics(current, champion)
+                self.state.replace_if_newer(catalog.MODEL_METRIC, merged, timestamp)
         elif name == event_metadata.INFRASTRUCTURE_READINESS:
             ready = event_metadata.readiness_from_metadata(metadata)
             values = {(component,): 1.0 if ok else 0.0 for component, ok in ready.items()}
@@ -441,21 +470,45 @@ class InstanceReader:
         age = max(self._clock() - oldest[0].create_timestamp.timestamp(), 0.0) if oldest else 0.0
         self.state.replace(catalog.QUEUED_RUN_OLDEST_AGE, {(): age})
 
+    def _refresh_started_age(self) -> None:
+        """Per job, how long its oldest still-STARTED run has been running (a hung run holds its pool slots
+        and concurrency; 0 for jobs with no STARTED run)."""
+        now = self._clock()
+        started = self.instance.get_run_records(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+        ages = dict.fromkeys({run.job for run in self._runs.values() if run.job}, 0.0)
+        for record in started:
+            since = record.start_time or record.create_timestamp.timestamp()
+            job = record.dagster_run.job_name
+            ages[job] = max(ages.get(job, 0.0), max(now - since, 0.0))
+        self.state.replace(catalog.STARTED_RUN_OLDEST_AGE, {(job,): age for job, age in ages.items()})
+
     def _refresh_freshness(self) -> None:
-        keys = self.instance.get_asset_keys()
-        records = self.instance.get_freshness_state_records(list(keys)) if keys else {}
-        values: dict[tuple[str, ...], float] = {}
+        """State of every asset the freshness daemon reported on, when that state began, and which assets
+        with events the daemon never evaluated (its records cover every asset of the code it loaded,
+        NOT_APPLICABLE for those without a policy)."""
+        with_events = set(self.instance.get_asset_keys())
+        keys = with_events | self._freshness_keys
+        records = self.instance.get_freshness_state_records(sorted(keys, key=str)) if keys else {}
+        states: dict[tuple[str, ...], float] = {}
+        since: dict[tuple[str, ...], float] = {}
         for key, record in records.items():
             state = record.freshness_state.value
             if state not in catalog.FRESHNESS_STATES:
-                continue  # NOT_APPLICABLE: the asset has no freshness policy any more
+                continue  # NOT_APPLICABLE: the asset has no freshness policy (any more)
+            asset = key.to_user_string()
             for candidate in catalog.FRESHNESS_STATES:
-                values[(key.to_user_string(), candidate)] = 1.0 if candidate == state else 0.0
-        self.state.replace(catalog.ASSET_FRESHNESS_STATE, values)
+                states[(asset, candidate)] = 1.0 if candidate == state else 0.0
+            since[(asset,)] = record.updated_at.timestamp()
+        evaluated = {(key.to_user_string(),): 1.0 if key in records else 0.0 for key in keys}
+        self.state.replace(catalog.ASSET_FRESHNESS_STATE, states)
+        self.state.replace(catalog.ASSET_FRESHNESS_STATE_TIMESTAMP, since)
+        self.state.replace(catalog.ASSET_FRESHNESS_EVALUATED, evaluated)
 
     def _refresh_instigators(self) -> None:
         statuses: dict[tuple[str, ...], float] = {}
         timestamps: dict[tuple[str, ...], float] = {}
+        failed: dict[tuple[str, ...], float] = {}
+        since = self._clock() - FAILED_TICKS_WINDOW_S
         for instigator in self.instance.all_instigator_state():
             kind = instigator.instigator_type.value.lower()
             if kind not in catalog.INSTIGATOR_TYPES:
@@ -467,8 +520,16 @@ class InstanceReader:
             for status in catalog.TICK_STATUSES:
                 statuses[(name, kind, status)] = 1.0 if tick.status.value == status else 0.0
             timestamps[(name, kind)] = tick.timestamp
+            recent_failures = self.instance.get_ticks(
+                instigator.instigator_origin_id,
+                instigator.selector_id,
+                after=since,
+                statuses=[TickStatus.FAILURE],
+            )
+            failed[(name, kind)] = float(len(recent_failures))
         self.state.replace(catalog.INSTIGATOR_LAST_TICK_STATUS, statuses)
         self.state.replace(catalog.INSTIGATOR_LAST_TICK_TIMESTAMP, timestamps)
+        self.state.replace(catalog.INSTIGATOR_FAILED_TICKS_1H, failed)
 
     def _refresh_daemons(self) -> None:
         now = self._clock()

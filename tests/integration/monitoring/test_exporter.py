@@ -251,6 +251,7 @@ def test_runs_by_job_and_status_and_failures(first):
     assert _value(first, "astromined_run_failures_total", job=FAILING_JOB) == 1
     assert ("astromined_run_failures_total", frozenset({("job", PIPELINE_JOB)})) not in first
     assert _value(first, "astromined_queued_run_oldest_age_seconds") > 0
+    assert _value(first, "astromined_started_run_oldest_age_seconds", job=PIPELINE_JOB) == 0
 
 
 def test_step_durations_by_job_and_step(first):
@@ -274,6 +275,11 @@ def test_asset_materialization_freshness_and_checks(first):
         assert now - 600 < stamp <= now
     assert _value(first, "astromined_asset_freshness_state", asset="raw_telemetry", state="FAIL") == 1
     assert _value(first, "astromined_asset_freshness_state", asset="raw_telemetry", state="PASS") == 0
+    since = _value(first, "astromined_asset_freshness_state_timestamp_seconds", asset="raw_telemetry")
+    assert now - 600 < since <= now
+    # Materialized but never evaluated by the freshness daemon (AstrominedAssetFreshnessNotEvaluated).
+    assert _value(first, "astromined_asset_freshness_evaluated", asset="raw_telemetry") == 1
+    assert _value(first, "astromined_asset_freshness_evaluated", asset="uplink_package") == 0
     assert (
         _value(first, "astromined_asset_check_passed", asset="raw_telemetry", check="packets_reconcile") == 1
     )
@@ -284,6 +290,7 @@ def test_sensor_ticks_and_daemon_heartbeats(first):
     assert _value(first, "astromined_instigator_last_tick_status", status="FAILURE", **labels) == 1
     assert _value(first, "astromined_instigator_last_tick_status", status="SUCCESS", **labels) == 0
     assert _value(first, "astromined_instigator_last_tick_timestamp_seconds", **labels) > time.time() - 600
+    assert _value(first, "astromined_instigator_failed_ticks_1h", **labels) == 1
     assert _value(first, "astromined_daemon_heartbeat_age_seconds", daemon="SENSOR") >= 30
 
 
@@ -321,6 +328,9 @@ def test_exporter_reports_on_itself(first):
     assert _value(first, "astromined_exporter_events_processed_total") > 0
     assert _value(first, "astromined_exporter_scrape_duration_seconds") > 0
     assert _value(first, "astromined_exporter_last_refresh_timestamp_seconds") > time.time() - 600
+    assert _value(first, "astromined_exporter_last_successful_refresh_timestamp_seconds") == _value(
+        first, "astromined_exporter_last_refresh_timestamp_seconds"
+    )
 
 
 def test_second_refresh_reads_only_new_records_and_counters_do_not_double(instance, exporter, first):
