@@ -7,8 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE := .state
 export ASTROMINED_STATE_DIR ?= $(CURDIR)/$(STATE)
+# The suite runs on both cores (pytest-xdist); a test file stays on one worker (module fixtures).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
-.PHONY: help run dev test lint unit integration e2e system-tools simulate clean exporter dashboards demo-k8s
+.PHONY: help run dev test lint unit integration e2e system-tools simulate clean exporter dashboards demo-k8s reliability
 
 help:
 	@echo "make run    - set up .venv and materialize every asset for the latest complete day (local)"
@@ -17,6 +19,7 @@ help:
 	@echo "make demo-k8s - the whole graph through the multi-cluster executor on two simulated clusters"
 	@echo "make exporter - pipeline metrics for Prometheus on http://127.0.0.1:9464/metrics (local)"
 	@echo "make dashboards - regenerate the Grafana dashboards in infra/monitoring/dashboards/ (commit them)"
+	@echo "make reliability - run every fault-injection/tamper/bad-input case; rewrite docs/reliability.md"
 	@echo "make lint | unit | integration | e2e | clean"
 
 $(BIN)/python:
@@ -57,7 +60,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 test: $(VENV)/.installed-test system-tools lint
-	$(BIN)/pytest -m "unit or integration or e2e"
+	$(BIN)/pytest -m "unit or integration or e2e" $(PYTEST_PARALLEL) --durations=25
 
 unit: $(VENV)/.installed-test
 	$(BIN)/pytest -m unit
@@ -67,6 +70,10 @@ integration: $(VENV)/.installed-test
 
 e2e: $(VENV)/.installed-test system-tools
 	$(BIN)/pytest -m e2e
+
+# Every @pytest.mark.fault case, its outcome written to docs/reliability.md (commit it).
+reliability: $(VENV)/.installed-test system-tools
+	$(BIN)/pytest -m fault $(PYTEST_PARALLEL) --reliability-report docs/reliability.md
 
 clean:
 	rm -rf $(STATE)

@@ -9,20 +9,13 @@ from a local directory landing zone into a local lake.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import boto3
 import dagster as dg
 import pandas as pd
 import pytest
+from support.services import aws_test_environment, moto_s3_server
 
 import assets.features
 import assets.telemetry
@@ -37,7 +30,6 @@ from astromined.telemetry.packet_format import PACKET_SIZE
 from resources.lake import LocalLakeResource, S3LakeResource
 from resources.landing_zone import CATALOG_KEY, LandingZoneResource, S3LandingZoneResource, day_prefix
 
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 DAY = dt.date(2026, 6, 1)
 EMPTY_DAY = dt.date(2026, 6, 2)
 SATELLITES = range(1, 301)
@@ -47,18 +39,6 @@ SEED = 7
 LANDING_BUCKET = "astromined-landing"
 LAKE_BUCKET = "astromined-lake"
 ASSETS = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    # Never read a developer's real AWS configuration, never go through a proxy to reach loopback.
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
-AWS_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
 class DirectoryLandingZoneResource(LandingZoneResource):
@@ -70,59 +50,10 @@ class DirectoryLandingZoneResource(LandingZoneResource):
         return LocalBlobStore(self.root)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def aws_env():
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in AWS_ENV.items():
-            patch.setenv(name, value)
-        for name in AWS_UNSET:
-            patch.delenv(name, raising=False)
-        yield
-
-
-@pytest.fixture(scope="module")
-def endpoint(aws_env, tmp_path_factory):
-    assert MOTO_SERVER.exists(), f"{MOTO_SERVER} missing: install the test extras (moto[server])"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ},
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"moto_server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {url}:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+def endpoint(tmp_path_factory):
+    with aws_test_environment(), moto_s3_server(tmp_path_factory.mktemp("moto")) as url:
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
