@@ -1,7 +1,17 @@
-"""uplink_package: the champion, quantized to int8, checked for parity, signed for the fleet."""
+"""uplink_package: the champion, quantized to int8, checked for parity, signed for the fleet.
+
+The package is built in staging (``uplink/staging/<run id>/``) and checked there: its signature with
+the fleet public key (as a satellite verifies it), its size and the int8 model's parity with the float
+one. Only when every check passes is it published: the package under ``uplink/<version>/``, then
+``uplink/latest.json``. A failing check publishes nothing, so the previous package and latest.json stay
+valid; staging objects of runs that died are removed by the next run.
+"""
 
 import datetime as dt
+import hashlib
 import json
+import shutil
+from pathlib import PurePosixPath
 
 import dagster as dg
 
@@ -10,9 +20,15 @@ from astromined import lake_layout
 from astromined.ml.dataset import split_arrays
 from astromined.ml.quantize import parity, quantize, to_npz_bytes
 from astromined.ml.registry import ModelRegistry
-from astromined.ml.uplink import PackageVerificationError, build_package, verify_package
-from astromined.storage import read_parquet
+from astromined.ml.uplink import (
+    PackageVerificationError,
+    build_package,
+    public_key_fingerprint,
+    verify_package,
+)
+from astromined.storage import BlobStore, LocalBlobStore, read_parquet
 from resources import LakeResource, UplinkSigningKeyResource
+from resources.signing import PROD_FLEET_PUBLIC_KEY_PATH, PROD_SIGNING_KEY_PATH
 
 SIGNATURE_VERIFIES = "signature_verifies"
 SIZE_BUDGET = "within_size_budget"
@@ -34,20 +50,90 @@ def newest_downlink_landed_at(instance: dg.DagsterInstance, partitions: list[str
     return None if landed is None else float(landed.value)
 
 
+QUANTIZATION = "int8 per-output-channel symmetric weights, float32 bias and normalization"
+
+
 class UplinkConfig(dg.Config):
     max_package_bytes: int = 256 * 1024
     min_top1_agreement: float = 0.99
 
 
+SIGNING_KEY_VOLUME = "uplink-signing-key"
+FLEET_PUBLIC_KEY_VOLUME = "fleet-public-key"
+SIGNING_KEY_SECRET = "astromined-uplink-signing-key"
+FLEET_PUBLIC_KEY_CONFIG_MAP = "astromined-fleet-public-key"
+
+# The signing key Secret is mounted into this step's pod only (never into the run worker or the other
+# steps), and the step never leaves the on-prem site ("astromined/site": "onprem": the multi-cluster
+# executor waits rather than sending it to the cloud). Mode 0400: resources/signing.py refuses a key
+# that group/others can read.
+UPLINK_STEP_TAGS = {
+    "astromined/site": "onprem",
+    "dagster-k8s/config": {
+        "pod_spec_config": {
+            "volumes": [
+                {
+                    "name": SIGNING_KEY_VOLUME,
+                    "secret": {"secret_name": SIGNING_KEY_SECRET, "default_mode": 0o400},
+                },
+                {"name": FLEET_PUBLIC_KEY_VOLUME, "config_map": {"name": FLEET_PUBLIC_KEY_CONFIG_MAP}},
+            ]
+        },
+        "container_config": {
+            "volume_mounts": [
+                {
+                    "name": SIGNING_KEY_VOLUME,
+                    "mount_path": str(PurePosixPath(PROD_SIGNING_KEY_PATH).parent),
+                    "read_only": True,
+                },
+                {
+                    "name": FLEET_PUBLIC_KEY_VOLUME,
+                    "mount_path": str(PurePosixPath(PROD_FLEET_PUBLIC_KEY_PATH).parent),
+                    "read_only": True,
+                },
+            ]
+        },
+    },
+}
+
+
+def remove_stale_staging(store: BlobStore, instance: dg.DagsterInstance, current_run_id: str) -> list[str]:
+    """Delete the staging objects of runs that are no longer in progress (killed, failed, finished, or
+    unknown to this instance); returns the run ids cleaned up. A run still in progress keeps its own."""
+    stale: set[str] = set()
+    for key in store.list_keys(lake_layout.UPLINK_STAGING_PREFIX):
+        run_id = lake_layout.uplink_staging_run_id(key)
+        if run_id == current_run_id:
+            continue
+        run = instance.get_run_by_id(run_id) if run_id else None
+        if run is None or run.is_finished:
+            store.delete(key)
+            stale.add(run_id or key)
+    if isinstance(store, LocalBlobStore):
+        # Local folders of dead runs, including the hidden temp files of a write killed midway.
+        staging_root = store.path(lake_layout.UPLINK_STAGING_PREFIX.rstrip("/"))
+        if staging_root.is_dir():
+            for folder in staging_root.iterdir():
+                if folder.name == current_run_id or not folder.is_dir():
+                    continue
+                run = instance.get_run_by_id(folder.name)
+                if run is None or run.is_finished:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    stale.add(folder.name)
+    return sorted(stale)
+
+
 @dg.asset(
     group_name="uplink",
     deps=["champion_model"],
+    op_tags=UPLINK_STEP_TAGS,
     check_specs=[
         dg.AssetCheckSpec(SIGNATURE_VERIFIES, asset="uplink_package", blocking=True),
         dg.AssetCheckSpec(SIZE_BUDGET, asset="uplink_package", blocking=True),
         dg.AssetCheckSpec(INT8_PARITY, asset="uplink_package", blocking=True),
     ],
-    description="Signed tar of the int8 champion for uplink; verified the way the satellites verify it.",
+    description="Signed tar of the int8 champion for uplink; verified with the fleet key as the satellites "
+    "verify it, published only when every check passes.",
 )
 def uplink_package(
     context: dg.AssetExecutionContext,
@@ -56,54 +142,79 @@ def uplink_package(
     signing_key: UplinkSigningKeyResource,
 ):
     store = lake.store()
+    cleaned = remove_stale_staging(store, context.instance, context.run.run_id)
+    if cleaned:
+        context.log.info(f"removed uplink staging objects left by runs no longer in progress: {cleaned}")
     registry = ModelRegistry(store)
     champion = registry.champion()
     if champion is None:
         raise dg.Failure("no champion model to package")
-    model, manifest = registry.load(champion["version"])
+    version = champion["version"]
+    model, manifest = registry.load(version)
     arrays = quantize(model)
     holdout = split_arrays(read_parquet(store, lake_layout.TRAINING_SET), "holdout")
     agreement = parity(model, arrays, holdout.x)
 
-    private_key = signing_key.private_key()
-    package, package_manifest = build_package(
-        {"model_int8.npz": to_npz_bytes(arrays)},
-        {
-            "model_version": champion["version"],
-            "classes": manifest["architecture"]["classes"],
-            "feature_names": manifest["architecture"]["feature_names"],
-            "quantization": "int8 per-output-channel symmetric weights, float32 bias and normalization",
-            "holdout_metrics": {k: v for k, v in manifest["metrics"].items()},
-            # The fleet calibration the model's inputs were corrected with: onboard preprocessing must
-            # apply the same table version.
-            "calibration_versions": sorted(
-                set(manifest.get("lineage", {}).get("calibration_versions", {}).values())
-            ),
-        },
-        private_key,
-    )
-    public_pem = signing_key.public_key_pem()
-    key = lake_layout.uplink_package(champion["version"])
-    store.put_bytes(key, package)
-    store.put_bytes(lake_layout.uplink_public_key(champion["version"]), public_pem)
-    store.put_bytes(
-        lake_layout.UPLINK_LATEST,
-        json.dumps(
-            {
-                "version": champion["version"],
-                "package": key,
-                "size_bytes": len(package),
-                "created_at": package_manifest["created_at"],
-            }
-        ).encode(),
-    )
+    fleet_key = signing_key.fleet_public_key_pem()
+    fleet_fingerprint = public_key_fingerprint(fleet_key)
+    published_key = lake_layout.uplink_package(version)
+    staging_key = lake_layout.uplink_staging_package(context.run.run_id)
     try:
-        verify_package(store.get_bytes(key), public_pem)
-        verified, why = True, "signature and member hashes verify"
-    except PackageVerificationError as exc:
-        verified, why = False, str(exc)
+        # The package already published for this version is kept when it still verifies with the fleet key
+        # (a re-run or a rollback re-uplinks the very bytes checked before); otherwise build and sign anew.
+        reused = _published_package_that_verifies(store, published_key, fleet_key, version)
+        if reused is not None:
+            candidate, package_manifest = reused
+            context.log.info(f"{store.describe(published_key)} verifies with the fleet key: kept as is")
+        else:
+            package, package_manifest = build_package(
+                {"model_int8.npz": to_npz_bytes(arrays)},
+                {
+                    "model_version": version,
+                    "classes": manifest["architecture"]["classes"],
+                    "feature_names": manifest["architecture"]["feature_names"],
+                    "quantization": QUANTIZATION,
+                    "holdout_metrics": {k: v for k, v in manifest["metrics"].items()},
+                    # The fleet calibration the model's inputs were corrected with: onboard preprocessing
+                    # must apply the same table version.
+                    "calibration_versions": sorted(
+                        set(manifest.get("lineage", {}).get("calibration_versions", {}).values())
+                    ),
+                },
+                signing_key.private_key(),
+            )
+            store.put_bytes(staging_key, package)
+            candidate = store.get_bytes(staging_key)
+        checks, why = _checks(candidate, fleet_key, fleet_fingerprint, version, agreement, config)
+        failed = [check.check_name for check in checks if not check.passed]
+        if failed:
+            yield from checks
+            raise dg.Failure(
+                description=f"uplink package for {version} NOT published: blocking check(s) {failed} failed"
+                f" ({why}); {store.describe(lake_layout.UPLINK_LATEST)} still points to "
+                f"{_latest_version(store) or 'no package'}",
+                metadata={"failed_checks": failed, "model_version": version},
+            )
+        # Publish: the package first, latest.json last (a reader of latest.json finds a complete package).
+        if reused is None:
+            store.put_bytes(published_key, candidate)
+        store.put_bytes(
+            lake_layout.UPLINK_LATEST,
+            json.dumps(
+                {
+                    "version": version,
+                    "package": published_key,
+                    "size_bytes": len(candidate),
+                    "sha256": hashlib.sha256(candidate).hexdigest(),
+                    "fleet_public_key": fleet_fingerprint,
+                    "created_at": package_manifest["created_at"],
+                }
+            ).encode(),
+        )
+    finally:
+        _remove_staging(store, staging_key)
     context.log.info(
-        f"uplink package for {champion['version']}: {len(package)} bytes at {store.describe(key)}"
+        f"uplink package for {version}: {len(candidate)} bytes published at {store.describe(published_key)}"
     )
     signed_at = dt.datetime.fromisoformat(package_manifest["created_at"]).timestamp()
     training_partitions = list(manifest.get("lineage", {}).get("training_partitions", []))
@@ -118,26 +229,90 @@ def uplink_package(
         latency = {"data_to_model_latency_s": round(max(signed_at - landed_at, 0.0), 3)}
     yield dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(store.describe(key)),
-            "model_version": champion["version"],
-            "size_bytes": len(package),
+            "path": dg.MetadataValue.path(store.describe(published_key)),
+            "model_version": version,
+            "size_bytes": len(candidate),
             "top1_agreement_int8": agreement["top1_agreement"],
             "max_probability_error_int8": agreement["max_probability_error"],
             "signed_at": dg.MetadataValue.timestamp(signed_at),
+            "fleet_public_key": fleet_fingerprint,
+            "reused_published_package": reused is not None,
             **latency,
         }
     )
-    yield dg.AssetCheckResult(check_name=SIGNATURE_VERIFIES, passed=verified, description=why)
-    yield dg.AssetCheckResult(
-        check_name=SIZE_BUDGET,
-        passed=len(package) <= config.max_package_bytes,
-        metadata={"size_bytes": len(package), "budget_bytes": config.max_package_bytes},
-    )
-    yield dg.AssetCheckResult(
-        check_name=INT8_PARITY,
-        passed=agreement["top1_agreement"] >= config.min_top1_agreement,
-        metadata={k: float(v) for k, v in agreement.items()},
-    )
+    yield from checks
+
+
+def _remove_staging(store: BlobStore, staging_key: str) -> None:
+    store.delete(staging_key)
+    if isinstance(store, LocalBlobStore):  # the run's now empty folder (object stores have none)
+        shutil.rmtree(store.path(staging_key).parent, ignore_errors=True)
+
+
+def _published_package_that_verifies(
+    store: BlobStore, key: str, fleet_key: bytes, version: str
+) -> tuple[bytes, dict] | None:
+    if not store.exists(key):
+        return None
+    package = store.get_bytes(key)
+    try:
+        return package, verify_package(package, fleet_key, model_version=version)
+    except PackageVerificationError:
+        return None
+
+
+def _latest_version(store: BlobStore) -> str | None:
+    try:
+        return json.loads(store.get_bytes(lake_layout.UPLINK_LATEST)).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _checks(
+    package: bytes,
+    fleet_key: bytes,
+    fleet_fingerprint: str,
+    version: str,
+    agreement: dict[str, float],
+    config: UplinkConfig,
+) -> tuple[list[dg.AssetCheckResult], str]:
+    """The blocking checks on the package as stored in staging; and a line saying what failed."""
+    try:
+        verify_package(package, fleet_key, model_version=version)
+        verified, why = True, f"signature verifies with the fleet public key {fleet_fingerprint}"
+    except PackageVerificationError as exc:
+        verified, why = False, str(exc)
+    size_ok = len(package) <= config.max_package_bytes
+    parity_ok = agreement["top1_agreement"] >= config.min_top1_agreement
+    checks = [
+        dg.AssetCheckResult(
+            check_name=SIGNATURE_VERIFIES,
+            passed=verified,
+            description=why,
+            metadata={"fleet_public_key": fleet_fingerprint, "model_version": version},
+        ),
+        dg.AssetCheckResult(
+            check_name=SIZE_BUDGET,
+            passed=size_ok,
+            metadata={"size_bytes": len(package), "budget_bytes": config.max_package_bytes},
+        ),
+        dg.AssetCheckResult(
+            check_name=INT8_PARITY,
+            passed=parity_ok,
+            metadata={
+                **{k: float(v) for k, v in agreement.items()},
+                "min_top1_agreement": config.min_top1_agreement,
+            },
+        ),
+    ]
+    reasons = [] if verified else [why]
+    if not size_ok:
+        reasons.append(f"{len(package)} bytes > budget {config.max_package_bytes}")
+    if not parity_ok:
+        reasons.append(
+            f"int8 top-1 agreement {agreement['top1_agreement']:.4f} < {config.min_top1_agreement}"
+        )
+    return checks, "; ".join(reasons)
 
 
 defs = dg.Definitions(assets=[uplink_package])

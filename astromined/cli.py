@@ -141,22 +141,44 @@ def _cmd_model_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_model_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """Verify a published package as a satellite does: with the fleet public key (configured, as the
+    satellites hold it; never a key stored in the lake) and for the requested model version."""
     import json
 
     from astromined import lake_layout
-    from astromined.ml.uplink import PackageVerificationError, verify_package
+    from astromined.ml.uplink import PackageVerificationError, public_key_fingerprint, verify_package
+    from astromined.storage import BlobNotFoundError
+    from resources import resolved_resource
+    from resources.signing import SigningKeyError
 
-    store = _registry(settings).store
-    version = args.version or json.loads(store.get_bytes(lake_layout.UPLINK_LATEST))["version"]
+    signing_key = resolved_resource(settings, "signing_key")
     try:
-        manifest = verify_package(
-            store.get_bytes(lake_layout.uplink_package(version)),
-            store.get_bytes(lake_layout.uplink_public_key(version)),
+        fleet_key = signing_key.fleet_public_key_pem()
+    except (SigningKeyError, PackageVerificationError, OSError) as exc:
+        print(f"cannot verify: {exc}", file=sys.stderr)
+        return 2
+    store = _registry(settings).store
+    try:
+        version = args.version or json.loads(store.get_bytes(lake_layout.UPLINK_LATEST))["version"]
+        package = store.get_bytes(lake_layout.uplink_package(version))
+    except BlobNotFoundError as exc:
+        print(f"no uplink package to verify: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, KeyError, TypeError) as exc:
+        print(
+            f"{store.describe(lake_layout.UPLINK_LATEST)} is unreadable ({exc!r}); name a VERSION",
+            file=sys.stderr,
         )
+        return 1
+    try:
+        manifest = verify_package(package, fleet_key, model_version=version)
     except PackageVerificationError as exc:
         print(f"package for {version} FAILS verification: {exc}", file=sys.stderr)
         return 1
-    print(f"package for {version} verifies: {', '.join(manifest['members'])}")
+    print(
+        f"package for {version} verifies with the fleet public key {public_key_fingerprint(fleet_key)} "
+        f"({signing_key.fleet_public_key_path}): {', '.join(manifest['members'])}"
+    )
     return 0
 
 

@@ -44,5 +44,17 @@ def uplink_package(version: str) -> str:
     return f"uplink/{version}/package.tar"
 
 
-def uplink_public_key(version: str) -> str:
-    return f"uplink/{version}/signing_key.pub.pem"
+# A package is built and checked under the staging prefix, one folder per run, and copied to
+# uplink_package(version) only when every check passed; latest.json is written last. No public key is
+# published beside a package: packages are verified with the fleet's configured key.
+UPLINK_STAGING_PREFIX = "uplink/staging/"
+
+
+def uplink_staging_package(run_id: str) -> str:
+    return f"{UPLINK_STAGING_PREFIX}{run_id}/package.tar"
+
+
+def uplink_staging_run_id(key: str) -> str | None:
+    """The run id of a staging key (None for any other key)."""
+    match = re.fullmatch(re.escape(UPLINK_STAGING_PREFIX) + r"([^/]+)/[^/]+", key)
+    return match.group(1) if match else None

@@ -8,7 +8,7 @@ from resources.alerting import AlertmanagerResource
 from resources.compute import ComputeResource
 from resources.lake import LakeResource, LocalLakeResource, S3LakeResource
 from resources.landing_zone import LandingZoneResource, S3LandingZoneResource, SimulatedLandingZoneResource
-from resources.signing import UplinkSigningKeyResource
+from resources.signing import PROD_SIGNING_KEY_PATH, UplinkSigningKeyResource, fleet_public_key_path
 
 __all__ = [
     "AlertmanagerResource",
@@ -35,7 +35,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             # Alertmanager and the Dagster UI on loopback, at their usual local ports.
             "alertmanager": AlertmanagerResource(),
             "signing_key": UplinkSigningKeyResource(
-                private_key_path=str(settings.signing_key_path), create_if_missing=True
+                private_key_path=str(settings.signing_key_path),
+                fleet_public_key_path=str(fleet_public_key_path(settings)),
+                create_if_missing=True,
             ),
         }
     # Production: everything comes from the deployment's environment (Helm values / Secrets).
@@ -55,7 +57,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             url=dg.EnvVar("ASTROMINED_ALERTMANAGER_URL"),
             dagster_ui_url=dg.EnvVar("ASTROMINED_DAGSTER_UI_URL"),
         ),
+        # Mounted only into the uplink_package step's pod (its op tags, assets/uplink.py).
         "signing_key": UplinkSigningKeyResource(
-            private_key_path="/var/run/secrets/astromined/uplink_signing_key.pem"
+            private_key_path=PROD_SIGNING_KEY_PATH, fleet_public_key_path=str(fleet_public_key_path(settings))
         ),
     }

@@ -6,7 +6,11 @@ Package (an uncompressed tar, the satellites' loader reads tar)::
     model_int8.npz  quantized weights + input normalization (see quantize.py)
     manifest.sig    Ed25519 signature of manifest.json's exact bytes
 
-The satellites hold the public key; the ground segment keeps the private key in a secret.
+The satellites hold the fleet public key; the ground segment keeps the private key in a secret. A
+package is verified against the fleet key (configured, as the satellites hold it), never against a key
+that travels with the package. ``open_package`` is the one loader: the ground checks, the operator CLI
+and on-board code share its rules (plain tar only, flat regular-file members listed in the signed
+manifest, each once, the requested model version).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+RESERVED_MEMBERS = (MANIFEST, SIGNATURE)
 
 
 class PackageVerificationError(ValueError):
@@ -58,6 +66,10 @@ def build_package(
     members: dict[str, bytes], metadata: dict[str, Any], private_key: Ed25519PrivateKey
 ) -> tuple[bytes, dict[str, Any]]:
     """Assemble and sign a package; returns (tar bytes, manifest)."""
+    for name in members:
+        _check_member_name(name, "package member")
+        if name in RESERVED_MEMBERS:
+            raise ValueError(f"package member {name!r} is reserved")
     created = dt.datetime.now(dt.UTC)
     manifest = {
         **metadata,
@@ -71,38 +83,182 @@ def build_package(
     signature = private_key.sign(manifest_bytes)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, "manifest.json", manifest_bytes, created.timestamp())
+        _add(tar, MANIFEST, manifest_bytes, created.timestamp())
         for name, data in sorted(members.items()):
             _add(tar, name, data, created.timestamp())
-        _add(tar, "manifest.sig", signature, created.timestamp())
+        _add(tar, SIGNATURE, signature, created.timestamp())
     return buffer.getvalue(), manifest
 
 
-def verify_package(package: bytes, public_key_pem_bytes: bytes) -> dict[str, Any]:
-    """Check signature and member hashes as the satellite does; returns the manifest or raises."""
-    return open_package(package, public_key_pem_bytes)[0]
-
-
-def open_package(package: bytes, public_key_pem_bytes: bytes) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """What the satellite's loader does: verify, then hand over the manifest and the members it lists."""
-    public_key = serialization.load_pem_public_key(public_key_pem_bytes)
-    if not isinstance(public_key, Ed25519PublicKey):
-        raise PackageVerificationError("public key is not Ed25519")
+def load_public_key(pem: bytes, *, source: str = "the fleet public key") -> Ed25519PublicKey:
+    """The fleet's Ed25519 public key from PEM; ``source`` names where it came from in errors."""
     try:
-        with tarfile.open(fileobj=io.BytesIO(package), mode="r") as tar:
-            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise PackageVerificationError(f"{source} is not a PEM public key: {exc}") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise PackageVerificationError(f"{source}: public key is not Ed25519")
+    return key
+
+
+def public_key_fingerprint(public_key_pem_bytes: bytes) -> str:
+    """sha256 of the raw Ed25519 public key, hex: names a key in logs and metadata without the PEM."""
+    raw = load_public_key(public_key_pem_bytes).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def verify_package(
+    package: bytes, public_key_pem_bytes: bytes, *, model_version: str | None = None
+) -> dict[str, Any]:
+    """Check the package as the satellite does; returns the manifest or raises PackageVerificationError.
+
+    ``public_key_pem_bytes`` must be the fleet's key (as the satellites hold it), never a key that came
+    with the package; ``model_version``, when given, must be the manifest's (no replay of an older signed
+    package under another version's name)."""
+    return open_package(package, public_key_pem_bytes, model_version=model_version)[0]
+
+
+# Compressed archives are refused before tarfile sees them (tarfile's "r" mode would transparently
+# decompress them; the satellites' loader reads plain tar only).
+_COMPRESSION_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x5d\x00\x00": "lzma",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"\x04\x22\x4d\x18": "lz4",
+}
+_TAR_BLOCK = 512
+_HEX = frozenset("0123456789abcdef")
+
+
+def _check_member_name(name: str, where: str) -> None:
+    """Package members are flat file names: no directories, no absolute or parent paths."""
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\x00" in name
+        or name != name.strip()
+        or not name.isprintable()
+    ):
+        raise PackageVerificationError(f"{where} {name!r} is not a plain file name (no '/', '..', '\\')")
+
+
+def _read_tar(package: bytes) -> dict[str, bytes]:
+    """The members of a plain tar, strictly: regular files with flat names, each once, nothing after the
+    end-of-archive marker but zeros."""
+    for magic, kind in _COMPRESSION_MAGIC.items():
+        if package.startswith(magic):
+            raise PackageVerificationError(
+                f"package is a {kind}-compressed archive; only a plain tar is accepted"
+            )
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(package), mode="r:") as tar:
+            for member in tar:
+                name = member.name
+                _check_member_name(name, "tar member")
+                if not member.isreg() or member.issparse():
+                    kind = (
+                        "symlink"
+                        if member.issym()
+                        else "hardlink"
+                        if member.islnk()
+                        else "device"
+                        if member.isdev()
+                        else "directory"
+                        if member.isdir()
+                        else "sparse file"
+                        if member.issparse()
+                        else f"type {member.type!r}"
+                    )
+                    raise PackageVerificationError(f"tar member {name!r} is a {kind}, not a regular file")
+                if name in files:
+                    raise PackageVerificationError(f"tar member {name!r} appears twice")
+                handle = tar.extractfile(member)
+                data = handle.read() if handle is not None else b""
+                if len(data) != member.size:
+                    raise PackageVerificationError(f"tar member {name!r} is truncated")
+                files[name] = data
+            end = tar.offset
     except tarfile.TarError as exc:
         raise PackageVerificationError(f"not a readable uplink package: {exc}") from exc
-    for required in ("manifest.json", "manifest.sig"):
+    # A complete tar ends with two zero blocks; anything after them must be zero padding.
+    if len(package) < end + 2 * _TAR_BLOCK:
+        raise PackageVerificationError("package is truncated: no end-of-archive marker")
+    if package[end:].count(0) != len(package) - end:
+        raise PackageVerificationError("package has data after the end-of-archive marker")
+    return files
+
+
+def _check_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(manifest, dict):
+        raise PackageVerificationError("manifest.json is not a JSON object")
+    if not isinstance(manifest.get("model_version"), str):
+        raise PackageVerificationError("manifest.json lacks a model_version string")
+    members = manifest.get("members")
+    if not isinstance(members, dict) or not members:
+        raise PackageVerificationError("manifest.json lacks a non-empty 'members' object")
+    for name, entry in members.items():
+        _check_member_name(name, "manifest member")
+        if name in RESERVED_MEMBERS:
+            raise PackageVerificationError(f"manifest lists the reserved member {name!r}")
+        if not isinstance(entry, dict):
+            raise PackageVerificationError(f"manifest member {name!r} is not an object")
+        digest, size = entry.get("sha256"), entry.get("size_bytes")
+        if not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX):
+            raise PackageVerificationError(f"manifest member {name!r}: sha256 is not 64 hex digits")
+        if not (isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+            raise PackageVerificationError(f"manifest member {name!r}: size_bytes is not a whole number")
+    return members
+
+
+def open_package(
+    package: bytes, public_key_pem_bytes: bytes, *, model_version: str | None = None
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """What the satellite's loader does: verify, then hand over the manifest and the members it lists.
+
+    Refused: a compressed archive; a member that is not a regular file, has a path (``/``, ``..``) or
+    appears twice; a truncated archive or data after its end; a signature that does not verify with the
+    fleet key; a manifest that is not the expected JSON; a member not listed in the manifest, missing,
+    or of another size or hash; a manifest for another ``model_version`` than the one asked for."""
+    public_key = load_public_key(public_key_pem_bytes)
+    files = _read_tar(package)
+    for required in RESERVED_MEMBERS:
         if required not in files:
             raise PackageVerificationError(f"package lacks {required}")
     try:
-        public_key.verify(files["manifest.sig"], files["manifest.json"])
+        public_key.verify(files[SIGNATURE], files[MANIFEST])
     except InvalidSignature as exc:
-        raise PackageVerificationError("manifest signature does not verify") from exc
-    manifest = json.loads(files["manifest.json"])
-    for name, expected in manifest["members"].items():
+        raise PackageVerificationError(
+            "manifest signature does not verify with the fleet public key "
+            f"{public_key_fingerprint(public_key_pem_bytes)}"
+        ) from exc
+    try:
+        manifest = json.loads(files[MANIFEST])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackageVerificationError(f"manifest.json is not JSON: {exc}") from exc
+    listed = _check_manifest(manifest)
+    unlisted = sorted(set(files) - set(listed) - set(RESERVED_MEMBERS))
+    if unlisted:
+        raise PackageVerificationError(f"tar member(s) {unlisted} are not listed in the manifest")
+    for name, expected in listed.items():
         data = files.get(name)
-        if data is None or hashlib.sha256(data).hexdigest() != expected["sha256"]:
-            raise PackageVerificationError(f"member {name} is missing or does not match the manifest")
-    return manifest, {name: files[name] for name in manifest["members"]}
+        if data is None:
+            raise PackageVerificationError(f"member {name} is missing from the package")
+        if len(data) != expected["size_bytes"]:
+            raise PackageVerificationError(
+                f"member {name} is {len(data)} bytes, the manifest says {expected['size_bytes']}"
+            )
+        if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+            raise PackageVerificationError(f"member {name} does not match the manifest's sha256")
+    if model_version is not None and manifest["model_version"] != model_version:
+        raise PackageVerificationError(
+            f"package manifest is for model version {manifest['model_version']!r}, not the requested "
+            f"{model_version!r} (an older signed package under another name?)"
+        )
+    return manifest, {name: files[name] for name in listed}

@@ -102,6 +102,9 @@ from astromined.placement.snapshot import (
 from astromined.placement.step_metadata import ENV_CLUSTER, ENV_GPUS, ENV_REASON, ENV_SITE
 
 GPU_TAG = "astromined/gpus"
+# "onprem": the step never goes to a cloud cluster (multi_cluster: it waits instead; single_cluster: a
+# required node affinity to the on-prem sites' nodes). Set on steps that mount an on-prem secret.
+SITE_TAG = "astromined/site"
 RUN_TAG_PREFIX = "astromined/placement/"
 SITE_LABEL = "astromined.io/placement-site"
 CLUSTER_LABEL = "astromined.io/placement-cluster"
@@ -247,7 +250,12 @@ def step_request(
                 f"{GPU_RESOURCE}={gpus_k8s} in {where}"
             )
         gpus = gpus_tag
-    return StepRequest(step_key, gpus=gpus, cpu_millis=cpu, memory_bytes=memory)
+    site = tags.get(SITE_TAG)
+    if site not in (None, Site.ONPREM.value):
+        raise PolicyError(f"step {step_key}: op tag {SITE_TAG}={site!r}: the only value is 'onprem'")
+    return StepRequest(
+        step_key, gpus=gpus, cpu_millis=cpu, memory_bytes=memory, onprem_only=site == Site.ONPREM.value
+    )
 
 
 def placement_k8s_config(
@@ -317,6 +325,19 @@ def _single_cluster_pod_spec(settings: PlacementSettings, request: StepRequest) 
             pod_spec["tolerations"] = tolerations
         if not affinity["required_during_scheduling_ignored_during_execution"]["node_selector_terms"]:
             del affinity["required_during_scheduling_ignored_during_execution"]
+    if request.onprem_only:
+        # On an on-prem site's nodes only (and on its GPU nodes when the step asks for GPUs).
+        affinity["required_during_scheduling_ignored_during_execution"] = {
+            "node_selector_terms": [
+                {
+                    "match_expressions": _match_expressions(
+                        {**cluster.site_node_selector, **(cluster.gpu_node_selector if request.gpus else {})}
+                    )
+                }
+                for cluster in settings.clusters
+                if cluster.site is Site.ONPREM
+            ]
+        }
     pod_spec["affinity"] = {"node_affinity": affinity}
     return pod_spec
 

@@ -9,6 +9,8 @@ goes to and why, or that it has to wait:
   pods bound to it minus the reservations of placements still in flight; otherwise it goes to the
   cloud, which scales its GPU node groups on demand;
 - a step without GPUs stays on-prem, where the data lives, unless the on-prem API is unreachable;
+- a step marked ``onprem_only`` (it holds a secret, e.g. the uplink signing key) never goes to the cloud:
+  when no on-prem cluster can take it, the answer is ``wait``;
 - when the on-prem site cannot take the step and no cloud cluster is reachable, the answer is ``wait``.
 
 No Dagster, no Kubernetes client: the executor builds the snapshots (``snapshot.py``) and keeps the
@@ -186,6 +188,7 @@ class StepRequest:
     gpus: int = 0
     cpu_millis: int = 0
     memory_bytes: int = 0
+    onprem_only: bool = False  # never placed on a cloud cluster (the step holds an on-prem secret)
 
     def __post_init__(self) -> None:
         if min(self.gpus, self.cpu_millis, self.memory_bytes) < 0:
@@ -271,6 +274,14 @@ def decide(
         onprem_notes.append(note)
 
     why_not_onprem = "; ".join(onprem_notes)
+    if request.onprem_only:
+        return Decision(
+            step_key=request.step_key,
+            action=Action.WAIT,
+            reason=f"{why_not_onprem}; the step may run on-prem only (it holds an on-prem secret): "
+            "waiting for on-prem capacity or a reachable API",
+            gpus=request.gpus,
+        )
     unreachable_cloud: list[str] = []
     for site_policy in cloud:
         snapshot = snapshots[site_policy.cluster]

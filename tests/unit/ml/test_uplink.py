@@ -12,6 +12,8 @@ import pytest
 import torch
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from astromined.features.engineering import MODEL_FEATURES
 from astromined.ml.model import ArchitectureConfig, CompositionNet
@@ -22,6 +24,7 @@ from astromined.ml.uplink import (
     build_package,
     generate_private_key_pem,
     load_private_key,
+    open_package,
     public_key_pem,
     verify_package,
 )
@@ -320,3 +323,291 @@ def test_manifest_lists_every_member_with_its_hash(key):
             "size_bytes": len(data),
         }
     assert verify_package(tar_bytes, public_key_pem(key))["model_version"] == "m-x"
+
+
+# --- tampered packages: what the satellite's loader (open_package) refuses -------------------------
+
+
+def sign_manifest(manifest: object, key, *, raw: bytes | None = None) -> tuple[bytes, bytes]:
+    """(manifest bytes, valid signature): a manifest an insider could sign, to isolate the other checks."""
+    data = raw if raw is not None else json.dumps(manifest, indent=2, sort_keys=True).encode()
+    return data, key.sign(data)
+
+
+def raw_tar(entries: list[tuple[tarfile.TarInfo, bytes]], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+    """A tar with exactly these entries (any type, any name, duplicates allowed)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=fmt) as tar:
+        for info, data in entries:
+            if info.isreg():
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def signed_package(key, members: dict[str, bytes], *, manifest_members=None, version="m-0123456789ab"):
+    """Entries of a package whose manifest (listing ``manifest_members``, default: ``members``) is signed."""
+    listed = members if manifest_members is None else manifest_members
+    manifest = {
+        "model_version": version,
+        "members": {
+            name: {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data)}
+            for name, data in listed.items()
+        },
+    }
+    manifest_bytes, signature = sign_manifest(manifest, key)
+    return [
+        regular("manifest.json", manifest_bytes),
+        *(regular(name, data) for name, data in members.items()),
+        regular("manifest.sig", signature),
+    ]
+
+
+def test_a_hand_built_package_with_a_signed_manifest_verifies(key):
+    """The tamper cases below start from this valid package and change one thing."""
+    entries = signed_package(key, {"model_int8.npz": b"weights"})
+    manifest, files = open_package(raw_tar(entries), public_key_pem(key), model_version="m-0123456789ab")
+    assert files == {"model_int8.npz": b"weights"}
+    assert manifest["model_version"] == "m-0123456789ab"
+
+
+@pytest.mark.fault("tamper", "package signed by a key other than the fleet's")
+def test_package_verified_only_with_the_fleet_key(key):
+    attacker = load_private_key(generate_private_key_pem())
+    forged, _ = build_package({"model_int8.npz": b"evil"}, METADATA, attacker)
+    # The attacker's public key would verify it: the loader must be given the fleet's key instead.
+    assert verify_package(forged, public_key_pem(attacker))["model_version"] == METADATA["model_version"]
+    with pytest.raises(PackageVerificationError, match="signature does not verify with the fleet public key"):
+        verify_package(forged, public_key_pem(key))
+
+
+@pytest.mark.fault("tamper", "older signed package replayed under a newer version's name")
+def test_replayed_older_package_is_rejected_for_another_version(key):
+    older, _ = build_package({"model_int8.npz": b"old weights"}, {"model_version": "m-000000000old"}, key)
+    assert verify_package(older, public_key_pem(key), model_version="m-000000000old")
+    with pytest.raises(
+        PackageVerificationError, match=r"'m-000000000old', not the requested 'm-000000000new'"
+    ):
+        verify_package(older, public_key_pem(key), model_version="m-000000000new")
+
+
+@pytest.mark.fault("tamper", "extra tar member not listed in the signed manifest")
+def test_member_not_in_the_manifest_is_rejected(key):
+    entries = signed_package(key, {"model_int8.npz": b"weights"})
+    entries.insert(2, regular("loader_hook.py", b"import os"))
+    with pytest.raises(
+        PackageVerificationError, match=r"\['loader_hook\.py'\] are not listed in the manifest"
+    ):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+@pytest.mark.fault("tamper", "member listed in the manifest is missing")
+def test_listed_member_missing_is_rejected(key):
+    entries = signed_package(key, {}, manifest_members={"model_int8.npz": b"weights"})
+    with pytest.raises(PackageVerificationError, match=r"model_int8\.npz is missing"):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+@pytest.mark.parametrize("duplicate", ["model_int8.npz", "manifest.json", "manifest.sig"])
+@pytest.mark.fault("tamper", "duplicate tar member (a reader keeping the last copy sees other bytes)")
+def test_duplicate_member_is_rejected(key, duplicate):
+    entries = signed_package(key, {"model_int8.npz": b"weights"})
+    original = dict((info.name, data) for info, data in entries)[duplicate]
+    entries.append(regular(duplicate, original if duplicate != "model_int8.npz" else b"other weights"))
+    with pytest.raises(PackageVerificationError, match=rf"'{duplicate}' appears twice"):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+BAD_NAMES = ["../x", "/abs", "a/b", "..", ".", "./model_int8.npz", "a\\b", "", " model_int8.npz"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+@pytest.mark.fault("tamper", "tar member with a path component ('..', '/', absolute)")
+def test_member_with_a_path_is_rejected(key, name):
+    entries = signed_package(key, {"model_int8.npz": b"weights"})
+    entries.insert(2, regular(name, b"payload"))
+    with pytest.raises(PackageVerificationError, match="not a plain file name"):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", "a/b"])
+@pytest.mark.fault("tamper", "signed manifest listing a member with a path component")
+def test_signed_manifest_listing_a_path_is_rejected(key, name):
+    """Even a manifest the key signed cannot make the loader accept a path."""
+    listed = {name: b"payload"}
+    entries = signed_package(key, {}, manifest_members=listed)
+    info, data = regular(name, b"payload")
+    entries.insert(1, (info, data))
+    with pytest.raises(PackageVerificationError, match="not a plain file name"):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+@pytest.mark.fault("tamper", "compressed tar (gzip, bzip2, xz) instead of a plain tar")
+def test_compressed_tar_is_rejected(package, key, compression):
+    import bz2
+    import gzip
+    import lzma
+
+    tar_bytes, _, _ = package
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[compression]
+    # Python's tarfile "r" mode would open each of these transparently.
+    with tarfile.open(fileobj=io.BytesIO(compress(tar_bytes)), mode="r") as tar:
+        assert "manifest.json" in tar.getnames()
+    with pytest.raises(PackageVerificationError, match=r"compressed archive; only a plain tar"):
+        verify_package(compress(tar_bytes), public_key_pem(key))
+
+
+def _special(name: str, kind: bytes, **fields) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    for field, value in fields.items():
+        setattr(info, field, value)
+    return info, b""
+
+
+SPECIAL_MEMBERS = {
+    "symlink": _special("model_int8.npz", tarfile.SYMTYPE, linkname="/etc/passwd"),
+    "hardlink": _special("model_int8.npz", tarfile.LNKTYPE, linkname="manifest.json"),
+    "device": _special("model_int8.npz", tarfile.CHRTYPE, devmajor=1, devminor=3),
+    "block device": _special("model_int8.npz", tarfile.BLKTYPE, devmajor=8, devminor=0),
+    "directory": _special("model_int8.npz", tarfile.DIRTYPE),
+    "fifo": _special("model_int8.npz", tarfile.FIFOTYPE),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SPECIAL_MEMBERS))
+@pytest.mark.fault("tamper", "symlink, hardlink, device, directory or fifo tar member")
+def test_member_that_is_not_a_regular_file_is_rejected(key, kind):
+    entries = signed_package(key, {}, manifest_members={"model_int8.npz": b""})
+    entries.insert(1, SPECIAL_MEMBERS[kind])
+    with pytest.raises(PackageVerificationError, match="not a regular file"):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+@pytest.mark.parametrize(
+    ("manifest_bytes", "message"),
+    [
+        (b"not json {", "manifest.json is not JSON"),
+        (b"\xff\xfe", "manifest.json is not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'{"members": {}}', "lacks a model_version"),
+        (b'{"model_version": "m-x"}', "lacks a non-empty 'members'"),
+        (b'{"model_version": "m-x", "members": {}}', "lacks a non-empty 'members'"),
+        (b'{"model_version": "m-x", "members": {"m": 1}}', "'m' is not an object"),
+        (b'{"model_version": "m-x", "members": {"m": {"size_bytes": 1}}}', "sha256 is not 64 hex"),
+        (
+            b'{"model_version": "m-x", "members": {"m": {"sha256": "' + b"a" * 64 + b'", "size_bytes": -1}}}',
+            "size_bytes is not a whole number",
+        ),
+        (
+            b'{"model_version": "m-x", "members": {"manifest.sig": {"sha256": "'
+            + b"a" * 64
+            + b'", "size_bytes": 1}}}',
+            "reserved member",
+        ),
+    ],
+)
+@pytest.mark.fault("tamper", "signed manifest that is not JSON or lacks its fields")
+def test_malformed_signed_manifest_is_rejected(key, manifest_bytes, message):
+    manifest_bytes, signature = sign_manifest(None, key, raw=manifest_bytes)
+    entries = [regular("manifest.json", manifest_bytes), regular("manifest.sig", signature)]
+    with pytest.raises(PackageVerificationError, match=message):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+@pytest.mark.fault("tamper", "member whose size differs from the manifest's size_bytes")
+def test_wrong_size_is_rejected(key):
+    data = b"weights"
+    manifest = {
+        "model_version": "m-x",
+        "members": {
+            "model_int8.npz": {"sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data) + 1}
+        },
+    }
+    manifest_bytes, signature = sign_manifest(manifest, key)
+    entries = [
+        regular("manifest.json", manifest_bytes),
+        regular("model_int8.npz", data),
+        regular("manifest.sig", signature),
+    ]
+    with pytest.raises(PackageVerificationError, match=r"is 7 bytes, the manifest says 8"):
+        verify_package(raw_tar(entries), public_key_pem(key))
+
+
+@pytest.mark.fault("tamper", "signature of other bytes (another package's manifest.sig)")
+def test_signature_of_other_bytes_is_rejected(package, key):
+    tar_bytes, _, _ = package
+    other, _ = build_package({"model_int8.npz": b"other"}, METADATA, key)
+    files = members(tar_bytes)
+    files["manifest.sig"] = members(other)["manifest.sig"]
+    with pytest.raises(PackageVerificationError, match="signature does not verify"):
+        verify_package(repack(files), public_key_pem(key))
+
+
+@pytest.mark.fault("tamper", "tar cut at a block boundary (no end-of-archive marker)")
+def test_tar_cut_at_a_block_boundary_is_rejected(package, key):
+    tar_bytes, _, _ = package
+    sig_start, sig_size = member_span(tar_bytes, "manifest.sig")
+    padded_end = -(-(sig_start + sig_size) // 512) * 512
+    for cut in (sig_start + sig_size, padded_end, padded_end + 512):
+        with pytest.raises(PackageVerificationError, match=r"truncated|end-of-archive|end of data"):
+            verify_package(tar_bytes[:cut], public_key_pem(key))
+    # two zero blocks are the whole end marker: the package still verifies without the rest of the record
+    assert verify_package(tar_bytes[: padded_end + 1024], public_key_pem(key))
+
+
+@pytest.mark.fault("tamper", "bytes appended after the end-of-archive marker")
+def test_data_after_the_end_of_the_archive_is_rejected(package, key):
+    tar_bytes, _, _ = package
+    with pytest.raises(PackageVerificationError, match="after the end-of-archive"):
+        verify_package(tar_bytes + raw_tar([regular("extra", b"x")]), public_key_pem(key))
+
+
+@pytest.mark.fault("bad-config", "fleet public key file is not a PEM key")
+def test_fleet_key_that_is_not_a_key_is_rejected(package):
+    tar_bytes, _, _ = package
+    with pytest.raises(PackageVerificationError, match="not a PEM public key"):
+        verify_package(tar_bytes, b"-----BEGIN PUBLIC KEY-----\ngarbage\n-----END PUBLIC KEY-----\n")
+
+
+def test_build_package_refuses_names_the_loader_would_refuse(key):
+    for name in ("../x", "a/b", "manifest.json"):
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+            build_package({name: b"x"}, {"model_version": "m-x"}, key)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+@pytest.mark.fault("tamper", "random byte flips, cuts and insertions anywhere in a signed package")
+def test_mutated_package_never_verifies_with_other_content(package, key, data):
+    """Whatever changes, the loader either refuses the package or hands over exactly the signed content."""
+    tar_bytes, manifest, model_bytes = package
+    mutated = bytearray(tar_bytes)
+    for _ in range(data.draw(st.integers(1, 4), label="edits")):
+        position = data.draw(st.integers(0, len(mutated) - 1), label="position")
+        edit = data.draw(st.sampled_from(["flip", "cut", "insert", "delete"]), label="edit")
+        if edit == "flip":
+            mutated[position] ^= data.draw(st.integers(1, 255), label="mask")
+        elif edit == "cut":
+            del mutated[position:]
+        elif edit == "insert":
+            mutated[position:position] = data.draw(st.binary(min_size=1, max_size=600), label="bytes")
+        else:
+            del mutated[position : position + data.draw(st.integers(1, 600), label="length")]
+        if not mutated:
+            break
+    try:
+        got_manifest, got_members = open_package(bytes(mutated), public_key_pem(key))
+    except PackageVerificationError:
+        return
+    assert got_manifest == manifest
+    assert got_members == {"model_int8.npz": model_bytes}
