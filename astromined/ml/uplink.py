@@ -120,8 +120,8 @@ def verify_package(
     return open_package(package, public_key_pem_bytes, model_version=model_version)[0]
 
 
-# Compressed archives are refused before tarfile sees them (tarfile's "r" mode would transparently
-# decompress them; the satellites' loader reads plain tar only).
+# Compressed archives are refused: the tar is opened with mode "r:" (tarfile's "r" would transparently
+# decompress them; the satellites' loader reads plain tar only). The magic numbers name what was sent.
 _COMPRESSION_MAGIC = {
     b"\x1f\x8b": "gzip",
     b"BZh": "bzip2",
@@ -151,11 +151,6 @@ def _check_member_name(name: str, where: str) -> None:
 def _read_tar(package: bytes) -> dict[str, bytes]:
     """The members of a plain tar, strictly: regular files with flat names, each once, nothing after the
     end-of-archive marker but zeros."""
-    for magic, kind in _COMPRESSION_MAGIC.items():
-        if package.startswith(magic):
-            raise PackageVerificationError(
-                f"package is a {kind}-compressed archive; only a plain tar is accepted"
-            )
     files: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(package), mode="r:") as tar:
@@ -186,6 +181,12 @@ def _read_tar(package: bytes) -> dict[str, bytes]:
                 files[name] = data
             end = tar.offset
     except tarfile.TarError as exc:
+        # Mode "r:" never decompresses: name a compressed archive rather than report a bad header.
+        for magic, kind in _COMPRESSION_MAGIC.items():
+            if package.startswith(magic):
+                raise PackageVerificationError(
+                    f"package is a {kind}-compressed archive; only a plain tar is accepted"
+                ) from exc
         raise PackageVerificationError(f"not a readable uplink package: {exc}") from exc
     # A complete tar ends with two zero blocks; anything after them must be zero padding.
     if len(package) < end + 2 * _TAR_BLOCK:

@@ -466,6 +466,14 @@ def test_compressed_tar_is_rejected(package, key, compression):
         verify_package(compress(tar_bytes), public_key_pem(key))
 
 
+def test_plain_tar_whose_first_member_name_looks_like_a_magic_number_verifies(key):
+    entries = signed_package(key, {"BZh9": b"weights"})
+    entries.insert(0, entries.pop(1))  # "BZh9" first: the archive starts with bzip2's magic bytes
+    assert raw_tar(entries).startswith(b"BZh")
+    _, files = open_package(raw_tar(entries), public_key_pem(key))
+    assert files == {"BZh9": b"weights"}
+
+
 def _special(name: str, kind: bytes, **fields) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.type = kind
