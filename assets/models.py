@@ -11,7 +11,7 @@ from astromined import lake_layout
 from astromined.environment import code_version
 from astromined.features.engineering import MODEL_FEATURES, model_inputs
 from astromined.features.reference_stats import ReferenceStatistics
-from astromined.features.training_set import combine_days
+from astromined.features.training_set import combine_days, load_training_manifest
 from astromined.ml.dataset import split_arrays
 from astromined.ml.distributed import train_distributed
 from astromined.ml.evaluate import (
@@ -23,7 +23,12 @@ from astromined.ml.evaluate import (
 )
 from astromined.ml.model import ArchitectureConfig
 from astromined.ml.promotion import PromotionPolicy, decide_promotion
-from astromined.ml.registry import ModelIntegrityError, ModelRegistry
+from astromined.ml.registry import (
+    CorruptRecordError,
+    ModelIntegrityError,
+    ModelRegistry,
+    UnknownModelVersionError,
+)
 from astromined.ml.scoring import mining_value, rank_sectors
 from astromined.ml.train import TrainConfig, predict, train_model
 from astromined.placement.step_metadata import placement_metadata
@@ -69,7 +74,7 @@ def candidate_model(
 ) -> dg.MaterializeResult:
     store = lake.store()
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    training_manifest = json.loads(store.get_bytes(lake_layout.TRAINING_SET_MANIFEST))
+    training_manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
     partitions = training_manifest["partitions"]
     train, validation = split_arrays(table, "train"), split_arrays(table, "validation")
     device = compute.device()
@@ -108,7 +113,8 @@ def candidate_model(
     # (multi-day averaged) training set itself.
     daily = pd.concat([read_parquet(store, lake_layout.asteroid_features(day)) for day in partitions])
     reference = ReferenceStatistics.from_frame(daily)
-    version = ModelRegistry(store).register(
+    registry = ModelRegistry(store)
+    version = registry.register(
         result.model.cpu(),
         metrics={f"validation_{k}": v for k, v in validation_metrics.items()},
         lineage={
@@ -124,6 +130,8 @@ def candidate_model(
         attachments={REFERENCE_STATS: reference.to_json().encode()},
     )
     store.put_bytes(lake_layout.CANDIDATE_POINTER, json.dumps({"version": version}).encode())
+    for repair in registry.repairs:
+        context.log.warning(f"registry repaired: {repair}")
     context.log.info(f"registered candidate {version} (best epoch {result.best_epoch})")
     return dg.MaterializeResult(
         metadata={
@@ -137,6 +145,7 @@ def candidate_model(
             "validation_accuracy": validation_metrics["accuracy"],
             "validation_macro_f1": validation_metrics["macro_f1"],
             "training_partitions": dg.MetadataValue.json(partitions),
+            "registry_repairs": dg.MetadataValue.json(registry.repairs),
             # Where the multi-cluster executor ran this step (empty outside Kubernetes).
             **placement_metadata(),
         }
@@ -163,21 +172,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
 
-    champion_record = registry.champion()
-    champion: dict | None = None
-    if champion_record is not None:
-        try:
-            champion_model, _ = registry.load(champion_record["version"])
-            champion_probabilities, champion_metal = predict(champion_model, holdout.x)
-            champion = {
-                "version": champion_record["version"],
-                "metrics": model_metrics(
-                    champion_probabilities, champion_metal, holdout.y_class, holdout.y_metal
-                ),
-            }
-        except ModelIntegrityError as exc:
-            context.log.error(f"champion {champion_record['version']} failed its integrity check: {exc}")
-            champion = {"version": champion_record["version"], "error": str(exc)}
+    champion = _evaluate_champion(context, registry, holdout)
     baseline = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
     evaluation = {
         "candidate": {"version": candidate_version, "metrics": candidate_metrics},
@@ -201,14 +196,45 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             "ece": candidate_metrics["ece"],
             "baseline_accuracy": baseline["accuracy"],
             "baseline_macro_f1": baseline["macro_f1"],
-            "champion": champion["version"] if champion else "none",
-            "champion_macro_f1": champion["metrics"]["macro_f1"]
-            if champion and "metrics" in champion
-            else float("nan"),
+            "baseline_m_type_recall": baseline["m_type_recall"],
+            "champion": (champion["version"] or "unreadable pointer") if champion else "none",
+            **({"champion_error": champion["error"]} if champion and "error" in champion else {}),
+            # The champion before this run's decision, on this holdout (NaN: none, or unusable).
+            **_champion_metadata(champion["metrics"] if champion and "metrics" in champion else None),
             "confusion_matrix": dg.MetadataValue.md(confusion_markdown(matrix)),
             "confusion_matrix_png": dg.MetadataValue.md(_inline_png(png)),
         }
     )
+
+
+# The champion's holdout metrics the exporter reads (astromined_model_metric{role="champion"}).
+CHAMPION_METRICS = ("macro_f1", "accuracy", "m_type_recall", "ece")
+
+
+def _champion_metadata(metrics: dict | None) -> dict[str, float]:
+    return {f"champion_{m}": float(metrics[m]) if metrics else float("nan") for m in CHAMPION_METRICS}
+
+
+def _evaluate_champion(context: dg.AssetExecutionContext, registry: ModelRegistry, holdout) -> dict | None:
+    """{"version", "metrics"} of the current champion on the holdout; {"version", "error"} when it cannot
+    be used (its files fail the integrity check, its version is gone, or the pointer is unreadable)."""
+    try:
+        record = registry.champion()
+    except CorruptRecordError as exc:
+        context.log.error(str(exc))
+        return {"version": None, "error": str(exc)}
+    if record is None:
+        return None
+    try:
+        model, _ = registry.load(record["version"])
+    except (ModelIntegrityError, UnknownModelVersionError) as exc:
+        context.log.error(f"champion {record['version']} failed its integrity check: {exc}")
+        return {"version": record["version"], "error": str(exc)}
+    probabilities, metal = predict(model, holdout.x)
+    return {
+        "version": record["version"],
+        "metrics": model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal),
+    }
 
 
 def _inline_png(png: bytes) -> str:
@@ -228,6 +254,12 @@ class PromotionConfig(dg.Config):
     description="The model the fleet should fly: the candidate if it passes the promotion gate.",
 )
 def champion_model(context: dg.AssetExecutionContext, config: PromotionConfig, lake: LakeResource):
+    """Promote the candidate if it beats the baseline and the champion (docs/operations.md).
+
+    Fails, changing nothing, when the champion is unusable (the message names the version, the file at
+    fault and the rollback that recovers) or when the candidate is not promoted and there is no champion
+    at all (nothing to rank sectors with or to uplink).
+    """
     store = lake.store()
     registry = ModelRegistry(store)
     candidate_version = _load_candidate(store)
@@ -236,15 +268,43 @@ def champion_model(context: dg.AssetExecutionContext, config: PromotionConfig, l
         evaluation["candidate"],
         evaluation["champion"],
         PromotionPolicy(config.min_macro_f1_gain, config.max_class_recall_drop),
+        baseline=evaluation["baseline"],
     )
+    if decision.halt:
+        raise dg.Failure(
+            description=f"candidate {candidate_version} not promoted: {decision.reason}",
+            metadata={"candidate": candidate_version, "decision": decision.reason},
+        )
     if decision.promote:
         registry.promote(candidate_version, reason=decision.reason)
         context.log.info(f"promoted {candidate_version}: {decision.reason}")
     else:
-        context.log.warning(f"kept champion; candidate {candidate_version} not promoted: {decision.reason}")
-    champion = registry.champion()
+        context.log.warning(f"candidate {candidate_version} not promoted: {decision.reason}")
+    try:
+        champion = registry.champion()
+    except CorruptRecordError as exc:
+        raise dg.Failure(description=str(exc)) from exc
     if champion is None:
-        raise dg.Failure("no champion model after the promotion step")
+        raise dg.Failure(
+            description=(
+                f"no champion model: candidate {candidate_version} was not promoted ({decision.reason}) and "
+                "no earlier version is the champion, so sector_rankings and uplink_package cannot proceed. "
+                "Train a better candidate (more days in training_set.window_days, more epochs) and re-run."
+            ),
+            metadata={"candidate": candidate_version, "decision": decision.reason, "promoted": False},
+        )
+    # The holdout metrics of whichever model is champion now, for the exporter and dashboards.
+    evaluated_champion = evaluation["champion"] or {}
+    if champion["version"] == candidate_version:
+        champion_metrics = evaluation["candidate"]["metrics"]
+    elif evaluated_champion.get("version") == champion["version"]:
+        champion_metrics = evaluated_champion.get("metrics")
+    else:
+        champion_metrics = None
+        context.log.warning(
+            f"the champion is now {champion['version']}, not the {evaluated_champion.get('version')} "
+            "model_evaluation measured (changed meanwhile?): no champion metrics this time"
+        )
     return dg.MaterializeResult(
         metadata={
             "champion": champion["version"],
@@ -252,6 +312,7 @@ def champion_model(context: dg.AssetExecutionContext, config: PromotionConfig, l
             "promoted": decision.promote,
             "decision": decision.reason,
             "promoted_at": champion["promoted_at"],
+            **_champion_metadata(champion_metrics),
         }
     )
 
@@ -269,7 +330,7 @@ def sector_rankings(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
     if champion is None:
         raise dg.Failure("no champion model to rank sectors with")
     model, _ = registry.load(champion["version"])
-    manifest = json.loads(store.get_bytes(lake_layout.TRAINING_SET_MANIFEST))
+    manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
     features = combine_days(
         [read_parquet(store, lake_layout.asteroid_features(d)) for d in manifest["partitions"]]
     )

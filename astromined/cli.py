@@ -109,19 +109,44 @@ def _registry(settings: Settings):
 
 
 def _cmd_model_list(settings: Settings, _args: argparse.Namespace) -> int:
+    """Versions (* marks the champion), then the promotion history. Anything unreadable (a manifest, a
+    promotion record, the champion pointer) is named on stderr and the rest is still listed; exit 1 then."""
+    from astromined.ml.registry import CorruptRecordError
+
     registry = _registry(settings)
-    champion = registry.champion()
+    problems: list[str] = []
+    try:
+        champion = registry.champion()
+    except CorruptRecordError as exc:
+        champion = None
+        problems.append(str(exc))
+    manifests = registry.manifests(problems)
     for version in registry.versions():
-        manifest = registry.manifest(version)
         marker = "*" if champion and champion["version"] == version else " "
-        f1 = manifest["metrics"].get("validation_macro_f1", float("nan"))
+        manifest = manifests.get(version)
+        if manifest is None:
+            print(f"{marker} {version}  (manifest unreadable, see below)")
+            continue
+        metrics = manifest.get("metrics") if isinstance(manifest.get("metrics"), dict) else {}
+        lineage = manifest.get("lineage") if isinstance(manifest.get("lineage"), dict) else {}
+        f1 = metrics.get("validation_macro_f1", float("nan"))
         print(
-            f"{marker} {version}  registered {manifest['registered_at'][:19]}  validation macro-F1 {f1:.4f}  "
-            f"partitions {','.join(manifest['lineage'].get('training_partitions', []))}"
+            f"{marker} {version}  registered {str(manifest.get('registered_at', '?'))[:19]}  "
+            f"validation macro-F1 {f1:.4f}  partitions {','.join(lineage.get('training_partitions', []))}"
         )
-    if champion is None:
+    if champion is None and not problems:
         print("no champion yet")
-    return 0
+    history = registry.promotions(problems)
+    if history:
+        print("promotions (oldest first):")
+        for record in history:
+            print(
+                f"{record['promoted_at'][:19]}  {record['version']}  "
+                f"(was {record.get('previous') or 'none'})  {record.get('reason', '')}"
+            )
+    for problem in dict.fromkeys(problems):  # each once, in order
+        print(f"model list: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _cmd_model_rollback(settings: Settings, args: argparse.Namespace) -> int:
@@ -129,14 +154,18 @@ def _cmd_model_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
     registry = _registry(settings)
     try:
+        # Works over a garbled champion pointer too: rollback is how it is repaired.
         record = registry.promote(args.version, reason=f"manual rollback: {args.reason}")
     except (UnknownModelVersionError, ModelIntegrityError) as exc:
         print(f"rollback refused: {exc}", file=sys.stderr)
         return 1
     print(
-        f"champion is now {record['version']} (was {record['previous']}); package it for uplink with:\n"
+        f"champion is now {record['version']} (was {record['previous'] or 'none'}); "
+        "package it for uplink with:\n"
         "  dagster asset materialize -m astromined.definitions --select uplink_package"
     )
+    if "note" in record:
+        print(f"note: {record['note']}")
     return 0
 
 

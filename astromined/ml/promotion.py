@@ -1,11 +1,20 @@
-"""The champion/challenger gate: a pure decision over holdout metrics measured on the same holdout."""
+"""The champion/challenger gate: a pure decision over holdout metrics measured on the same holdout.
+
+Every promotion, the first one included, requires the candidate to beat the logistic-regression
+baseline's macro-F1 on that holdout. A champion that could not be evaluated (its files fail the
+integrity check, or the champion pointer is unreadable) stops the gate: the decision is ``halt``, the
+step must fail loudly, and nothing is promoted until an operator points the champion at a good version.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from astromined.taxonomy import COMPLEXES
+
+ROLLBACK_HINT = "`astromined model rollback <version>` to a good version (`astromined model list` lists them)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,19 +27,47 @@ class PromotionPolicy:
 class PromotionDecision:
     promote: bool
     reason: str
+    # The gate cannot decide (the champion is unusable): the caller must fail, not keep or promote.
+    halt: bool = False
 
 
 def decide_promotion(
-    candidate: dict[str, Any], champion: dict[str, Any] | None, policy: PromotionPolicy
+    candidate: dict[str, Any],
+    champion: dict[str, Any] | None,
+    policy: PromotionPolicy,
+    *,
+    baseline: Mapping[str, float],
 ) -> PromotionDecision:
-    """``candidate``/``champion`` are {"version", "metrics"} (champion may carry "error" instead)."""
-    if champion is None:
-        return PromotionDecision(True, "no champion yet")
-    if candidate["version"] == champion["version"]:
+    """``candidate``/``champion`` are {"version", "metrics"}; ``baseline`` the baseline's metrics.
+
+    ``champion`` is None before the first promotion; an unusable champion carries "error" (which names
+    the file at fault) instead of "metrics", and "version" (None when the pointer itself is unreadable).
+    """
+    if champion is not None and "metrics" not in champion:
+        which = f"champion {champion['version']}" if champion.get("version") else "the champion"
+        return PromotionDecision(
+            False,
+            f"{which} is unusable: {champion.get('error', 'no holdout metrics')}. Promotion stopped and the "
+            f"champion pointer left unchanged; recover with {ROLLBACK_HINT}",
+            halt=True,
+        )
+    if champion is not None and candidate["version"] == champion["version"]:
         return PromotionDecision(False, f"candidate {candidate['version']} is already the champion")
-    if "metrics" not in champion:
-        return PromotionDecision(True, f"champion {champion['version']} is unusable: {champion.get('error')}")
-    new, old = candidate["metrics"], champion["metrics"]
+    new = candidate["metrics"]
+    # `not >` rather than `<=`: a NaN (empty holdout) never beats anything.
+    if not new["macro_f1"] > baseline["macro_f1"]:
+        return PromotionDecision(
+            False,
+            f"macro-F1 {new['macro_f1']:.4f} does not beat the logistic-regression baseline's "
+            f"{baseline['macro_f1']:.4f}",
+        )
+    if champion is None:
+        return PromotionDecision(
+            True,
+            f"no champion yet; macro-F1 {new['macro_f1']:.4f} beats the baseline's "
+            f"{baseline['macro_f1']:.4f}",
+        )
+    old = champion["metrics"]
     gain = new["macro_f1"] - old["macro_f1"]
     if gain < policy.min_macro_f1_gain:
         return PromotionDecision(
@@ -49,5 +86,7 @@ def decide_promotion(
             False, f"class recall regressed beyond {policy.max_class_recall_drop}: {listed}"
         )
     return PromotionDecision(
-        True, f"macro-F1 {new['macro_f1']:.4f} vs champion {old['macro_f1']:.4f} ({gain:+.4f})"
+        True,
+        f"macro-F1 {new['macro_f1']:.4f} vs champion {old['macro_f1']:.4f} ({gain:+.4f}); "
+        f"baseline {baseline['macro_f1']:.4f}",
     )

@@ -162,6 +162,35 @@ def model_metrics_from_evaluation(metadata: Mapping[str, Any]) -> dict[tuple[str
     return values
 
 
+MODEL_ROLES = ("candidate", "champion", "baseline")
+
+
+def champion_metrics_from_promotion(metadata: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """("champion", metric) -> value from a champion_model materialization.
+
+    ``champion_<metric>`` there are the holdout metrics of the model that is champion once the step has
+    decided (the promoted candidate's or the kept champion's), so the champion role exists from the
+    first promotion on. A NaN or absent key means "not known" and is left out.
+    """
+    kind = "champion_model_metadata"
+    values: dict[tuple[str, str], float] = {}
+    for metric in MODEL_METRICS:
+        key = f"champion_{metric}"
+        value = metadata.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        values[("champion", metric)] = _number(value, key, kind)
+    return values
+
+
+def with_champion_metrics(
+    current: Mapping[tuple[str, str], float], champion: Mapping[tuple[str, str], float]
+) -> dict[tuple[str, str], float]:
+    """The model-metric series after a champion_model event: its champion role replaces the previous
+    champion values; the candidate's and the baseline's (from model_evaluation) stay."""
+    return {**{k: v for k, v in current.items() if k[0] != "champion"}, **champion}
+
+
 def promotion_outcome(metadata: Mapping[str, Any]) -> str:
     """``promoted`` or ``blocked`` from a champion_model materialization."""
     kind = "champion_model_metadata"

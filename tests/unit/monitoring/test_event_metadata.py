@@ -160,3 +160,54 @@ def test_placement_from_engine_events():
     assert em.placement_from_engine_event({"pid": 12}) is None
     with pytest.raises(MetadataError, match="must be one of"):
         em.placement_from_engine_event({"placement/site": "mars"})
+
+
+def test_champion_metrics_from_a_promotion_as_assets_models_emits_them():
+    metadata = {
+        "champion": "m-0123456789ab",
+        "candidate": "m-0123456789ab",
+        "promoted": True,
+        "decision": "no champion yet; macro-F1 0.8800 beats the baseline's 0.6000",
+        "champion_macro_f1": 0.88,
+        "champion_accuracy": 0.91,
+        "champion_m_type_recall": 0.8,
+        "champion_ece": 0.03,
+    }
+    assert em.champion_metrics_from_promotion(metadata) == {
+        ("champion", "macro_f1"): 0.88,
+        ("champion", "accuracy"): 0.91,
+        ("champion", "m_type_recall"): 0.8,
+        ("champion", "ece"): 0.03,
+    }
+
+
+def test_champion_metrics_absent_or_nan_are_not_measured():
+    assert em.champion_metrics_from_promotion({"promoted": False, "decision": "x"}) == {}
+    assert em.champion_metrics_from_promotion({"champion_macro_f1": math.nan, "champion_ece": 0.1}) == {
+        ("champion", "ece"): 0.1
+    }
+
+
+@pytest.mark.fault("bad-input", "champion_model metadata with a non-numeric champion metric")
+def test_malformed_champion_metric_names_the_key():
+    with pytest.raises(MetadataError, match="'champion_accuracy' must be a number") as raised:
+        em.champion_metrics_from_promotion({"champion_accuracy": "high"})
+    assert raised.value.kind == "champion_model_metadata"
+
+
+def test_a_promotion_replaces_only_the_champion_role():
+    current = {
+        ("candidate", "macro_f1"): 0.9,
+        ("baseline", "macro_f1"): 0.6,
+        ("champion", "macro_f1"): 0.7,
+        ("champion", "ece"): 0.2,
+    }
+    merged = em.with_champion_metrics(
+        current, {("champion", "macro_f1"): 0.9, ("champion", "accuracy"): 0.95}
+    )
+    assert merged == {
+        ("candidate", "macro_f1"): 0.9,
+        ("baseline", "macro_f1"): 0.6,
+        ("champion", "macro_f1"): 0.9,
+        ("champion", "accuracy"): 0.95,
+    }
