@@ -5,6 +5,8 @@ astromined simulate --start DAY --end DAY  fill the local landing zone with simu
 astromined model list                      registered model versions and the champion
 astromined model rollback VERSION          point the champion at an earlier version
 astromined model verify-package [VERSION]  verify an uplink package's signature as a satellite would
+astromined runs reap                       fail runs whose (local) worker died; free their pool slots
+astromined runs fail RUN_ID                mark one run failed and free its pool slots (a hung worker)
 astromined home                            prepare DAGSTER_HOME and print its path (used by `make dev`)
 astromined exporter [--host H] [--port P]  serve pipeline metrics on /metrics for Prometheus
 """
@@ -14,18 +16,22 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import filecmp
+import logging
 import os
 import shutil
+import socket
 import sys
+import uuid
 from pathlib import Path
 
-from astromined.environment import REPO_ROOT, Environment, Settings, load_settings
+from astromined.environment import REPO_ROOT, ConfigurationError, Environment, Settings, load_settings
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
     """Use $DAGSTER_HOME if set; else the state dir's, seeded with the repo's dagster.yaml."""
     if os.environ.get("DAGSTER_HOME"):
         return Path(os.environ["DAGSTER_HOME"])
+    settings.require_writable_state()
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     source = REPO_ROOT / "dagster.yaml"
@@ -55,7 +61,9 @@ def _cmd_home(settings: Settings, _args: argparse.Namespace) -> int:
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     import dagster as dg
 
+    from astromined.automation.dead_runs import HOST_TAG, reap_dead_runs
     from astromined.automation.jobs import MAIN_JOB_NAME
+    from astromined.automation.slot_wait import SlotWaitWatcher
     from astromined.definitions import build_definitions
     from astromined.run_summary import summarize_run
 
@@ -67,15 +75,37 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         flush=True,
     )
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
+    logger = _run_logger(args.log_level)
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            partition_key=partition,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
-        )
+        if settings.environment is Environment.LOCAL:
+            # Locally no daemon can tell a killed run from a running one: clean up after killed runs
+            # first, so their pool slots do not block this run (astromined/automation/dead_runs.py).
+            for reaped in reap_dead_runs(instance):
+                logger.warning(f"cleaned up after a killed run: {reaped.describe()}")
+        run_id = str(uuid.uuid4())
+        with SlotWaitWatcher(instance, run_id, logger=logger):
+            result = job.execute_in_process(
+                partition_key=partition,
+                instance=instance,
+                run_id=run_id,
+                tags={HOST_TAG: socket.gethostname()},
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+            )
         print(summarize_run(result, instance, partition))
     return 0 if result.success else 1
+
+
+def _run_logger(level: str) -> logging.Logger:
+    """Messages `astromined run` adds to Dagster's own (pool waits, clean-ups), in the same format."""
+    logger = logging.getLogger("astromined.run")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s - astromined - %(levelname)s - %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level)
+    return logger
 
 
 def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -87,6 +117,7 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     if settings.environment is not Environment.LOCAL:
         print("simulate writes to the local landing zone; unset ASTROMINED_ENV=prod", file=sys.stderr)
         return 2
+    settings.require_writable_state()
     landing_zone = build_resources(settings)["landing_zone"]
     start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
     if end < start:
@@ -103,9 +134,11 @@ def _cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _registry(settings: Settings):
     from astromined.ml.registry import ModelRegistry
-    from resources import build_resources
+    from resources import resolved_resource
 
-    return ModelRegistry(build_resources(settings)["lake"].store())
+    if settings.environment is Environment.LOCAL:
+        settings.require_writable_state()  # not "no champion yet" for a mistyped state dir
+    return ModelRegistry(resolved_resource(settings, "lake").store())
 
 
 def _cmd_model_list(settings: Settings, _args: argparse.Namespace) -> int:
@@ -211,6 +244,44 @@ def _cmd_model_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs_reap(settings: Settings, args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from astromined.automation.dead_runs import reap_dead_runs
+
+    if settings.environment is not Environment.LOCAL:
+        print(
+            "runs reap judges local worker processes; in prod Dagster's run monitoring does this "
+            "(use `astromined runs fail RUN_ID` for one run)",
+            file=sys.stderr,
+        )
+        return 2
+    ensure_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        reaped = reap_dead_runs(instance)
+    for item in reaped:
+        print(f"cleaned up: {item.describe()}")
+    if not reaped:
+        print("no run with a dead worker, no slot held by a finished run")
+    return 0
+
+
+def _cmd_runs_fail(settings: Settings, args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from astromined.automation.dead_runs import fail_run
+
+    ensure_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(args.run_id)
+        if run is None:
+            print(f"no run {args.run_id} in the instance at {os.environ['DAGSTER_HOME']}", file=sys.stderr)
+            return 1
+        reaped = fail_run(instance, run, f"marked failed by an operator: {args.reason}")
+    print(reaped.describe())
+    return 0
+
+
 def _add_exporter_arguments(parser: argparse.ArgumentParser) -> None:
     from astromined.monitoring.options import add_arguments
 
@@ -242,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     exporter = sub.add_parser("exporter", help="serve pipeline metrics from the Dagster instance on /metrics")
     _add_exporter_arguments(exporter)
     exporter.set_defaults(handler=_cmd_exporter)
+    runs = sub.add_parser("runs", help="runs whose worker died or hangs (free their pool slots)")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    runs_sub.add_parser(
+        "reap", help="mark runs whose local worker process is gone as failed and free their pool slots"
+    ).set_defaults(handler=_cmd_runs_reap)
+    fail = runs_sub.add_parser("fail", help="mark RUN_ID failed and free its pool slots (a hung worker)")
+    fail.add_argument("run_id")
+    fail.add_argument("--reason", default="operator request")
+    fail.set_defaults(handler=_cmd_runs_fail)
     model = sub.add_parser("model", help="the model registry")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     model_sub.add_parser("list").set_defaults(handler=_cmd_model_list)
@@ -257,7 +337,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(load_settings(), args)
+    try:
+        return args.handler(load_settings(), args)
+    except ConfigurationError as exc:
+        print(f"astromined: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # A prod resource whose EnvVar is unset, or whose config does not validate (resolved_resource).
+        from dagster import DagsterInvalidConfigError
+
+        if not isinstance(exc, DagsterInvalidConfigError):
+            raise
+        print(f"astromined: configuration error: {_config_problems(exc)}", file=sys.stderr)
+        return 2
+
+
+def _config_problems(exc) -> str:
+    """Dagster's config errors as one line: which variable is unset, or each error's first line."""
+    import re
+
+    problems = []
+    for error in exc.errors:
+        unset = re.search(r'environment variable "([^"]+)" which is not set', error.message)
+        where = re.search(r"path root:([\w-]+):", error.message)
+        if unset:
+            resource = f" (resource {where.group(1)})" if where else ""
+            problems.append(f"{unset.group(1)} is not set{resource}")
+        else:
+            problems.append(error.message.strip().splitlines()[0])
+    return "; ".join(problems) or str(exc).splitlines()[0]
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Variables:
                         astromined.sim.scenarios.PRESETS (local only; see docs/simulator.md)
   ASTROMINED_S3_ENDPOINT_URL  the S3 endpoint of the lake and landing zone (prod; unset: AWS S3 itself,
                         set: an S3-compatible on-prem object store such as MinIO or Ceph RGW)
+  ASTROMINED_FLEET_PUBLIC_KEY_PATH  the fleet's Ed25519 public key that uplink packages are verified with
+                        (default: beside the local signing key; prod: the mounted ConfigMap)
 
 A bad value raises ``ConfigurationError`` naming the variable; the CLI prints it as one line.
 """
@@ -61,6 +63,7 @@ class Settings:
     seed: int
     drift: str = "none"  # a key of astromined.sim.scenarios.PRESETS
     s3_endpoint_url: str | None = None  # None: AWS S3 (boto3's own endpoint resolution)
+    fleet_public_key_override: Path | None = None  # None: the environment's default (resources/signing.py)
 
     @property
     def dagster_home(self) -> Path:
@@ -150,6 +153,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ConfigurationError(
             f"ASTROMINED_S3_ENDPOINT_URL={endpoint!r} is not an http(s) URL (unset it for AWS S3)"
         )
+    fleet_key = env.get("ASTROMINED_FLEET_PUBLIC_KEY_PATH") or None
     return Settings(
         environment=environment,
         state_dir=state_dir,
@@ -157,4 +161,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         seed=seed,
         drift=drift,
         s3_endpoint_url=endpoint,
+        fleet_public_key_override=Path(fleet_key) if fleet_key else None,
     )

@@ -7,7 +7,6 @@ import re
 RAW_OBSERVATIONS_PREFIX = "telemetry/raw"
 FEATURES_PREFIX = "features/asteroid"
 TRAINING_SET = "training/training_set.parquet"
-TRAINING_SET_MANIFEST = "training/training_set.json"
 SECTOR_RANKINGS = "rankings/sector_rankings.parquet"
 CANDIDATE_POINTER = "models/candidate.json"
 UPLINK_LATEST = "uplink/latest.json"

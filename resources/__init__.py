@@ -17,6 +17,7 @@ __all__ = [
     "LandingZoneResource",
     "UplinkSigningKeyResource",
     "build_resources",
+    "resolved_resource",
 ]
 
 
@@ -45,12 +46,12 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "lake": S3LakeResource(
             bucket=dg.EnvVar("ASTROMINED_LAKE_BUCKET"),
             prefix="lake",
-            endpoint_url=dg.EnvVar("ASTROMINED_S3_ENDPOINT_URL"),
+            endpoint_url=settings.s3_endpoint_url,
         ),
         "landing_zone": S3LandingZoneResource(
             bucket=dg.EnvVar("ASTROMINED_LANDING_BUCKET"),
             prefix="landing",
-            endpoint_url=dg.EnvVar("ASTROMINED_S3_ENDPOINT_URL"),
+            endpoint_url=settings.s3_endpoint_url,
         ),
         "compute": ComputeResource(),
         "alertmanager": AlertmanagerResource(
@@ -62,3 +63,10 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             private_key_path=PROD_SIGNING_KEY_PATH, fleet_public_key_path=str(fleet_public_key_path(settings))
         ),
     }
+
+
+def resolved_resource(settings: Settings, name: str) -> dg.ConfigurableResource:
+    """One resource outside a Dagster run (the CLI), resolved exactly as a run resolves it: its
+    ``EnvVar``s read and its config validated, so a missing variable is one clear error, not a crash."""
+    with dg.build_resources({name: build_resources(settings)[name]}) as resolved:
+        return getattr(resolved, name)

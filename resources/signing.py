@@ -10,7 +10,6 @@ signing key or stored beside the package: a ground key that does not match the f
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -30,12 +29,11 @@ class SigningKeyError(RuntimeError):
     """The signing key or the fleet public key is missing, unreadable or unsafe (the message names it)."""
 
 
-def fleet_public_key_path(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
-    """Where the fleet public key is: $ASTROMINED_FLEET_PUBLIC_KEY_PATH, else beside the local signing key
-    (local) or the mounted ConfigMap (prod)."""
-    env = os.environ if environ is None else environ
-    if env.get(FLEET_PUBLIC_KEY_ENV):
-        return Path(env[FLEET_PUBLIC_KEY_ENV])
+def fleet_public_key_path(settings: Settings) -> Path:
+    """Where the fleet public key is: $ASTROMINED_FLEET_PUBLIC_KEY_PATH (read by astromined.environment),
+    else beside the local signing key (local) or the mounted ConfigMap (prod)."""
+    if settings.fleet_public_key_override is not None:
+        return settings.fleet_public_key_override
     if settings.environment is Environment.LOCAL:
         return settings.signing_key_path.parent / FLEET_PUBLIC_KEY_FILE
     return Path(PROD_FLEET_PUBLIC_KEY_PATH)

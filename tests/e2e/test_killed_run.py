@@ -16,7 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-DAY = "2026-06-03"
+# Default scale, a day where the candidate beats the baseline (tests/e2e/test_cli_and_ui.py), so the run
+# after the kill can go all the way to a champion and an uplink package.
+DAY = "2026-06-01"
 TRAINING_STARTED = "training on "
 
 
@@ -24,7 +26,7 @@ def _env(root: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "ASTROMINED_STATE_DIR": str(root / "state"),
-        "ASTROMINED_SCALE": "tiny",
+        "ASTROMINED_SCALE": "default",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("DAGSTER_HOME", None)

@@ -112,12 +112,12 @@ def test_fleet_key_is_what_the_satellites_hold_not_the_signing_keys_own(tmp_path
 
 def test_fleet_key_path_per_environment(tmp_path):
     local = load_settings({"ASTROMINED_STATE_DIR": str(tmp_path)})
-    assert fleet_public_key_path(local, {}) == local.signing_key_path.parent / "fleet_public_key.pem"
+    assert fleet_public_key_path(local) == local.signing_key_path.parent / "fleet_public_key.pem"
     prod = load_settings({"ASTROMINED_ENV": "prod", "ASTROMINED_STATE_DIR": str(tmp_path)})
-    assert fleet_public_key_path(prod, {}) == Path(PROD_FLEET_PUBLIC_KEY_PATH)
-    override = {FLEET_PUBLIC_KEY_ENV: "/mnt/fleet/key.pem"}
+    assert fleet_public_key_path(prod) == Path(PROD_FLEET_PUBLIC_KEY_PATH)
+    override = {FLEET_PUBLIC_KEY_ENV: "/mnt/fleet/key.pem", "ASTROMINED_STATE_DIR": str(tmp_path)}
     assert (
-        fleet_public_key_path(prod, override)
-        == fleet_public_key_path(local, override)
+        fleet_public_key_path(load_settings({**override, "ASTROMINED_ENV": "prod"}))
+        == fleet_public_key_path(load_settings(override))
         == Path("/mnt/fleet/key.pem")
     )
