@@ -56,7 +56,22 @@ def summarize_run(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstanc
         lines.append(f"champion    {champion['champion']} ({champion['decision']})")
     if package := m.get("uplink_package"):
         lines.append(f"uplink      {package['size_bytes']} bytes, signed: {package['path']}")
-    failed = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    if failed:
-        lines.append(f"failed steps: {', '.join(failed)} — see `make dev` → Runs → {result.run_id}")
+    failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    if failures:
+        steps = ", ".join(e.step_key for e in failures)
+        lines.append(f"failed steps: {steps} — see `make dev` → Runs → {result.run_id}")
+        for event in failures:
+            lines.append(f"  {event.step_key}: {_failure_reason(event)}")
     return "\n".join(lines)
+
+
+def _failure_reason(event: dg.DagsterEvent) -> str:
+    """The first line of a step's error (a dg.Failure's description, or the exception's message)."""
+    error = event.step_failure_data.error if event.step_failure_data else None
+    if error is None:
+        return "(no error recorded)"
+    # A dg.Failure raised in the asset is the cause of Dagster's wrapping error.
+    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    message = error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name
+    return message.removeprefix("dagster._core.definitions.events.Failure: ")
