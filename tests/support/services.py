@@ -48,40 +48,43 @@ def aws_test_environment() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def moto_s3_server(log_dir: Path) -> Iterator[str]:
-    """moto's S3 HTTP server on a free loopback port; yields its URL, stops it afterwards."""
-    assert MOTO_SERVER.exists(), f"{MOTO_SERVER} missing: install the test extras (moto[server])"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = log_dir / "moto_server.log"
+def loopback_service(
+    command: list[str], ready_url: str, log_path: Path, timeout_s: float = 90
+) -> Iterator[subprocess.Popen]:
+    """Start a real service on 127.0.0.1, wait until ``ready_url`` answers 200, stop it afterwards."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ},
-        )
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout_s
         while True:
             if process.poll() is not None:
-                pytest.fail(f"moto_server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"{command[0]} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(url + "/", timeout=2) as response:
+                with urllib.request.urlopen(ready_url, timeout=2) as response:
                     if response.status == 200:
                         break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {url}:\n{log_path.read_text()[-3000:]}")
+                pytest.fail(f"{command[0]} not ready at {ready_url} after {timeout_s} s")
             time.sleep(0.2)
-        yield url
+        yield process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+                process.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def moto_s3_server(log_dir: Path) -> Iterator[str]:
+    """moto's S3 HTTP server on a free loopback port; yields its URL, stops it afterwards."""
+    assert MOTO_SERVER.exists(), f"{MOTO_SERVER} missing: install the test extras (moto[server])"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)]
+    with loopback_service(command, url + "/", log_dir / "moto_server.log", timeout_s=60):
+        yield url

@@ -8,14 +8,8 @@ materialization is real (simulated CCSDS downlinks → raw_telemetry → asteroi
 sensor reads real event records and real partitions.
 """
 
-import contextlib
 import dataclasses
 import os
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -50,41 +44,6 @@ TRAIN_CONFIG = {
 QUEUED_COORDINATOR = {
     "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def loopback_service(command: list[str], ready_url: str, log_path: Path, timeout_s: float = 90):
-    """Start a real service on 127.0.0.1, wait until ``ready_url`` answers 200, stop it afterwards."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{command[0]} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(ready_url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{command[0]} not ready at {ready_url} after {timeout_s} s")
-            time.sleep(0.3)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
 
 
 @dataclasses.dataclass

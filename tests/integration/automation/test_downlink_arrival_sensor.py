@@ -4,14 +4,12 @@ Files are real simulated CCSDS downlinks dropped the way ground stations deliver
 """
 
 import datetime as dt
-import os
-import sys
-from pathlib import Path
 
 import boto3
 import dagster as dg
 import pytest
 from dagster._core.utils import make_new_run_id
+from support.services import aws_test_environment, moto_s3_server
 
 import assets.features
 import assets.telemetry
@@ -21,7 +19,6 @@ from astromined.sim.downlink import simulate_satellite_day
 from astromined.sim.population import generate_population
 from resources.lake import LocalLakeResource
 from resources.landing_zone import LocalLandingZoneResource, S3LandingZoneResource, day_prefix
-from tests.integration.automation.conftest import free_port, loopback_service
 
 POPULATION = generate_population(500, 1)
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -115,28 +112,9 @@ def test_days_outside_the_lookback_window_are_ignored(tmp_path):
         assert not result.run_requests and "no new downlink files" in result.skip_message
 
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
-
-
 @pytest.fixture
-def s3_endpoint(tmp_path, monkeypatch):
-    for name, value in AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    moto = Path(sys.executable).parent / "moto_server"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with loopback_service([str(moto), "-H", "127.0.0.1", "-p", str(port)], url + "/", tmp_path / "moto.log"):
+def s3_endpoint(tmp_path):
+    with aws_test_environment(), moto_s3_server(tmp_path) as url:
         yield url
 
 

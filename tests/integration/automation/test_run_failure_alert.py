@@ -6,6 +6,7 @@ import threading
 
 import dagster as dg
 import pytest
+from support.services import free_port, loopback_service
 
 import assets.features
 import assets.telemetry
@@ -14,7 +15,7 @@ from astromined.automation.run_failure import ALERT_NAME, RUNBOOK_URL, SENSOR_NA
 from resources.alerting import AlertDeliveryError, AlertmanagerResource
 from resources.lake import LocalLakeResource
 from resources.landing_zone import LocalLandingZoneResource
-from tests.integration.automation.conftest import alertmanager_binary, free_port, loopback_service
+from tests.integration.automation.conftest import alertmanager_binary
 
 ALERTMANAGER_CONFIG = """\
 route:
