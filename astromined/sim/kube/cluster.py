@@ -56,7 +56,11 @@ KINDS = {
     "pods": Kind("Pod", "v1", "", True),
     "events": Kind("Event", "v1", "", True),
     "jobs": Kind("Job", "batch/v1", "batch", True),
+    "daemonsets": Kind("DaemonSet", "apps/v1", "apps", True),
+    "storageclasses": Kind("StorageClass", "storage.k8s.io/v1", "storage.k8s.io", False),
 }
+# The node labels the simulated NVIDIA device plugin DaemonSet selects (GPU nodes, as in infra/sim/).
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
 Key = tuple[str, str]
 
 
@@ -115,6 +119,9 @@ class SimulatedCluster:
         self._changes = ChangeLog(watch_log_size)
         self.watch_bookmark_interval_s = watch_bookmark_interval_s
         self.watch_forbidden = False
+        # SelfSubjectAccessReview answers: "verb resource[/subresource]" entries (or "*") that are denied.
+        self.denied_access: frozenset[str] = frozenset()
+        self._available_cap: int | None = None  # set_device_plugin(available=...)
         self._objects: dict[str, dict[Key, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self._json: dict[str, dict[Key, bytes]] = {kind: {} for kind in KINDS}
         # (label key, value) → object keys, for the equality selectors dagster-k8s uses (job-name=...).
@@ -144,6 +151,13 @@ class SimulatedCluster:
                 self._apply_not_ready_taint(node, True)
         for namespace in SYSTEM_NAMESPACES:
             self._put("namespaces", o.namespace_object(namespace))
+        self._put("storageclasses", o.storage_class_object(o.DEFAULT_STORAGE_CLASS, default=True))
+        if any(_units(n["status"]["allocatable"]).get("nvidia.com/gpu", 0) for n in self.nodes()):
+            self._put(
+                "daemonsets",
+                o.daemonset_object(o.DEVICE_PLUGIN_NAME, o.DEVICE_PLUGIN_NAMESPACE, GPU_NODE_SELECTOR),
+            )
+            self._sync_daemonsets()
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -214,6 +228,71 @@ class SimulatedCluster:
         the ``watch`` verb."""
         self.watch_forbidden = bool(forbidden)
 
+    def set_access_denied(self, denied: Iterable[str]) -> None:
+        """RBAC fault: SelfSubjectAccessReviews for these "verb resource[/subresource]" entries (``"*"``: all)
+        answer ``allowed: false``. The switch changes only the reviews, not what the API lets through."""
+        self.denied_access = frozenset(denied)
+
+    def set_device_plugin(self, present: bool, available: int | None = None) -> None:
+        """Install or remove the NVIDIA device plugin DaemonSet (kube-system). ``available`` caps
+        ``status.numberAvailable`` (a crash-looping plugin);
+        None: one available pod per Ready GPU node."""
+        with self.lock:
+            key = (o.DEVICE_PLUGIN_NAMESPACE, o.DEVICE_PLUGIN_NAME)
+            if not present:
+                self._remove("daemonsets", key)
+                return
+            if key not in self._objects["daemonsets"]:
+                self._put(
+                    "daemonsets",
+                    o.daemonset_object(o.DEVICE_PLUGIN_NAME, o.DEVICE_PLUGIN_NAMESPACE, GPU_NODE_SELECTOR),
+                )
+            self._available_cap = available
+            self._sync_daemonsets()
+
+    def _sync_daemonsets(self) -> None:
+        """DaemonSet status from the nodes they select: desired = matching nodes, available = Ready ones."""
+        cap = self._available_cap
+        for daemonset in self._objects["daemonsets"].values():
+            selector = daemonset["spec"]["template"]["spec"].get("nodeSelector") or {}
+            nodes = [
+                n
+                for n in self._objects["nodes"].values()
+                if all((n["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+            ]
+            ready = sum(
+                1
+                for n in nodes
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+            )
+            available = ready if cap is None else min(ready, cap)
+            status = daemonset["status"]
+            new = {
+                "desiredNumberScheduled": len(nodes),
+                "currentNumberScheduled": len(nodes),
+                "updatedNumberScheduled": len(nodes),
+                "numberReady": available,
+                "numberAvailable": available,
+            }
+            if len(nodes) - available:
+                new["numberUnavailable"] = len(nodes) - available
+            else:
+                status.pop("numberUnavailable", None)
+            if any(status.get(k) != v for k, v in new.items()):
+                status.update(new)
+                self._touch("daemonsets", daemonset)
+
+    def api_access_review(self, body: Any) -> bytes:
+        spec = body.get("spec") if isinstance(body, Mapping) else None
+        attributes = (spec or {}).get("resourceAttributes") or {} if isinstance(spec, Mapping) else {}
+        resource = attributes.get("resource", "")
+        if attributes.get("subresource"):
+            resource += "/" + attributes["subresource"]
+        entry = f"{attributes.get('verb', '')} {resource}"
+        denied = "*" in self.denied_access or entry in self.denied_access
+        reason = "simulated RBAC: denied by the fault switch" if denied else "simulated RBAC: allowed"
+        return json.dumps(o.access_review(body, allowed=not denied, reason=reason)).encode()
+
     def set_image_pull_delay(self, seconds: float) -> None:
         """How long a bound pod stays Pending in ContainerCreating before its process starts."""
         self.image_pull_seconds = float(seconds)
@@ -241,6 +320,7 @@ class SimulatedCluster:
                     )
             self._apply_not_ready_taint(node, not ready)
             self._touch("nodes", node)
+            self._sync_daemonsets()
             self._event(
                 node,
                 "Normal",

@@ -562,3 +562,92 @@ def node_conditions(ready: bool, stamp: str) -> list[dict[str, Any]]:
         "lastTransitionTime": stamp,
     }
     return [*pressure, ready_condition]
+
+
+DEVICE_PLUGIN_NAMESPACE = "kube-system"
+DEVICE_PLUGIN_NAME = "nvidia-device-plugin-daemonset"
+DEFAULT_STORAGE_CLASS = "standard"
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+def daemonset_object(name: str, namespace: str, node_selector: Mapping[str, str]) -> dict[str, Any]:
+    """An apps/v1 DaemonSet; its status counts are set by the cluster from the nodes it selects."""
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": new_uid(),
+            "creationTimestamp": now(),
+            "generation": 1,
+            "labels": {"app.kubernetes.io/name": name},
+            "annotations": {},
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": name}},
+                "spec": {
+                    "nodeSelector": dict(node_selector),
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [
+                        {
+                            "name": "nvidia-device-plugin-ctr",
+                            "image": "nvcr.io/nvidia/k8s-device-plugin:v0.16.2",
+                        }
+                    ],
+                },
+            },
+            "updateStrategy": {"type": "RollingUpdate"},
+        },
+        "status": {
+            "currentNumberScheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberAvailable": 0,
+            "numberMisscheduled": 0,
+            "numberReady": 0,
+            "observedGeneration": 1,
+            "updatedNumberScheduled": 0,
+        },
+    }
+
+
+def storage_class_object(name: str, default: bool) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "uid": new_uid(),
+            "creationTimestamp": now(),
+            "labels": {},
+            "annotations": {DEFAULT_CLASS_ANNOTATION: "true"} if default else {},
+        },
+        "provisioner": "rancher.io/local-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+
+
+def access_review(body: Any, allowed: bool, reason: str) -> dict[str, Any]:
+    """The answer to a SelfSubjectAccessReview: the request's spec with ``status.allowed``."""
+    if not isinstance(body, Mapping) or body.get("kind") not in (None, "SelfSubjectAccessReview"):
+        raise bad_request("the body must be a SelfSubjectAccessReview")
+    spec = body.get("spec") or {}
+    if not isinstance(spec, Mapping) or not (
+        spec.get("resourceAttributes") or spec.get("nonResourceAttributes")
+    ):
+        errors = Invalid("SelfSubjectAccessReview", "")
+        errors.invalid(
+            "spec", spec, "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+        )
+        errors.raise_if_any()
+    review = {
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "spec": dict(spec),
+        "status": {"allowed": allowed},
+    }
+    if reason:
+        review["status"]["reason"] = reason
+    if not allowed:
+        review["status"]["denied"] = False  # RBAC has no opinion: not allowed, not explicitly denied
+    return review

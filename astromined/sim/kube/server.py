@@ -22,11 +22,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _NAMESPACED = re.compile(
-    r"^/(?:api/v1|apis/batch/v1)(?:/namespaces/(?P<ns>[^/]+))?/(?P<resource>pods|events|jobs)"
+    r"^/(?:api/v1|apis/batch/v1|apis/apps/v1)(?:/namespaces/(?P<ns>[^/]+))?/(?P<resource>pods|events|jobs|daemonsets)"
     r"(?:/(?P<name>[^/]+)(?:/(?P<sub>status|log))?)?/?$"
 )
-_CLUSTER = re.compile(r"^/api/v1/(?P<resource>namespaces|nodes)(?:/(?P<name>[^/]+)(?:/(?P<sub>status))?)?/?$")
-_GROUP_OF = {"pods": "/api/v1", "events": "/api/v1", "jobs": "/apis/batch/v1"}
+_CLUSTER = re.compile(
+    r"^/(?:api/v1/(?P<resource>namespaces|nodes)|apis/storage\.k8s\.io/v1/(?P<sresource>storageclasses))"
+    r"(?:/(?P<name>[^/]+)(?:/(?P<sub>status))?)?/?$"
+)
+_GROUP_OF = {"pods": "/api/v1", "events": "/api/v1", "jobs": "/apis/batch/v1", "daemonsets": "/apis/apps/v1"}
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 
 
 def _resource(
@@ -66,6 +70,32 @@ BATCH_GROUP = {
     "name": "batch",
     "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
     "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"},
+}
+
+
+def _group(name: str) -> dict:
+    version = {"groupVersion": f"{name}/v1", "version": "v1"}
+    return {"name": name, "versions": [version], "preferredVersion": version}
+
+
+def _resource_list(group: str, resources: list[dict]) -> dict:
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/v1",
+        "resources": resources,
+    }
+
+
+EXTRA_GROUPS = {
+    "apps": _resource_list("apps", [_resource("daemonsets", "DaemonSet", True, _READ, ["ds"])]),
+    "storage.k8s.io": _resource_list(
+        "storage.k8s.io", [_resource("storageclasses", "StorageClass", False, _READ, ["sc"])]
+    ),
+    "authorization.k8s.io": _resource_list(
+        "authorization.k8s.io",
+        [_resource("selfsubjectaccessreviews", "SelfSubjectAccessReview", False, ["create"])],
+    ),
 }
 
 
@@ -245,6 +275,10 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, "application/json", json.dumps(static).encode()
         if path in ("/healthz", "/readyz", "/livez"):
             return 200, "text/plain", b"ok"
+        if path.rstrip("/") == ACCESS_REVIEWS:
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on {path}")
+            return 201, "application/json", cluster.api_access_review(body)
         match = _NAMESPACED.match(path)
         if match and not path.startswith(_GROUP_OF[match["resource"]] + "/"):
             match = None
@@ -254,7 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         groups = match.groupdict()
         resource, namespace, name, sub = (
-            groups["resource"],
+            groups.get("resource") or groups.get("sresource"),
             groups.get("ns"),
             groups["name"],
             groups.get("sub"),
@@ -269,11 +303,13 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and name is None:
             return 200, "application/json", cluster.api_list(resource, namespace, query)
         if method == "POST" and name is None:
+            if resource in ("daemonsets", "storageclasses"):
+                raise ApiError(405, "MethodNotAllowed", f"the simulator does not allow creating {resource}")
             if namespace is None and resource in ("pods", "jobs", "events"):
                 raise ApiError(405, "MethodNotAllowed", f"create {resource} needs a namespace in the path")
             created = cluster.api_create(resource, namespace, body)
             return 201, "application/json", created
-        if name is not None and namespace is None and resource in ("pods", "jobs", "events"):
+        if name is not None and namespace is None and resource in ("pods", "jobs", "events", "daemonsets"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if method == "GET" and sub == "log":
             return 200, "text/plain", cluster.api_log(namespace or "", name or "", query)
@@ -316,9 +352,15 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
             }
         if path == "/apis":
-            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [BATCH_GROUP]}
+            groups = [BATCH_GROUP, *(_group(name) for name in EXTRA_GROUPS)]
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         if path == "/apis/batch":
             return {"kind": "APIGroup", "apiVersion": "v1", **BATCH_GROUP}
+        for name, resources in EXTRA_GROUPS.items():
+            if path == f"/apis/{name}":
+                return {"kind": "APIGroup", "apiVersion": "v1", **_group(name)}
+            if path == f"/apis/{name}/v1":
+                return resources
         if path == "/api/v1":
             return CORE_RESOURCES
         if path == "/apis/batch/v1":

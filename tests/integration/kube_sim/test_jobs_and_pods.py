@@ -293,7 +293,7 @@ def test_discovery_endpoints(cluster, clients):
     assert version.major == "1" and version.git_version.startswith("v1.30")
     assert kubernetes.client.CoreApi(clients.api_client).get_api_versions().versions == ["v1"]
     groups = kubernetes.client.ApisApi(clients.api_client).get_api_versions().groups
-    assert [g.name for g in groups] == ["batch"]
+    assert [g.name for g in groups] == ["batch", "apps", "storage.k8s.io", "authorization.k8s.io"]
     resources = {r.name for r in clients.batch.get_api_resources().resources}
     assert {"jobs", "jobs/status"} <= resources
 

@@ -1,0 +1,1 @@
+"""Infrastructure readiness probes (pure: no Dagster). See docs/operations.md, "Infrastructure readiness"."""
