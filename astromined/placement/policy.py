@@ -11,7 +11,12 @@ goes to and why, or that it has to wait:
 - a step without GPUs stays on-prem, where the data lives, unless the on-prem API is unreachable;
 - a step marked ``onprem_only`` (it holds a secret, e.g. the uplink signing key) never goes to the cloud:
   when no on-prem cluster can take it, the answer is ``wait``;
-- when the on-prem site cannot take the step and no cloud cluster is reachable, the answer is ``wait``.
+- when the on-prem site cannot take the step and no cloud cluster is reachable, the answer is ``wait``;
+- a cluster whose latest infrastructure readiness (``readiness``: `SiteReadiness` per cluster, read by the
+  executor from the readiness assets) says it cannot take the step is skipped with that reason: a site
+  that is not ready takes no step, a site whose GPU rows failed (GPU nodes, device plugin) takes no GPU
+  step. When readiness rules out every cluster the step may use, the answer is ``block``: the step fails
+  at once with a message naming the clusters and their failed readiness components, instead of waiting.
 
 No Dagster, no Kubernetes client: the executor builds the snapshots (``snapshot.py``) and keeps the
 ledger of in-flight reservations; this module only decides. Decisions are deterministic: the same
@@ -21,6 +26,8 @@ snapshots (in any node order) and request give the same decision.
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
+
+from astromined.readiness.result import SiteReadiness
 
 
 class Site(StrEnum):
@@ -212,6 +219,7 @@ class Reservation:
 class Action(StrEnum):
     PLACE = "place"
     WAIT = "wait"
+    BLOCK = "block"  # readiness rules out every cluster the step may use
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,6 +236,10 @@ class Decision:
     def is_wait(self) -> bool:
         return self.action is Action.WAIT
 
+    @property
+    def is_blocked(self) -> bool:
+        return self.action is Action.BLOCK
+
     def reservation(self, placement_id: str, request: StepRequest) -> Reservation:
         if self.cluster is None:
             raise PolicyError(f"step {self.step_key}: a wait decision reserves nothing")
@@ -239,8 +251,10 @@ def decide(
     request: StepRequest,
     config: PolicyConfig,
     reservations: Iterable[Reservation] = (),
+    readiness: Mapping[str, SiteReadiness] | None = None,
 ) -> Decision:
-    """The placement of one step. ``snapshots`` is keyed by cluster (kubeconfig context)."""
+    """The placement of one step. ``snapshots`` is keyed by cluster (kubeconfig context); ``readiness``
+    too (a cluster without an entry counts as ready: its readiness is unknown or too old)."""
     missing = [name for name in config.cluster_names if name not in snapshots]
     if missing:
         raise PolicyError(f"step {request.step_key}: no snapshot for cluster(s) {missing}")
@@ -249,9 +263,24 @@ def decide(
     onprem = [c for c in ordered if c.site is Site.ONPREM]
     cloud = [c for c in ordered if c.site is Site.CLOUD]
     onprem_notes: list[str] = []
+    not_ready = readiness_exclusions(config, request, readiness or {})
+    candidates = [c.cluster for c in (onprem if request.onprem_only else ordered)]
+    if candidates and all(c in not_ready for c in candidates):
+        return Decision(
+            step_key=request.step_key,
+            action=Action.BLOCK,
+            reason="blocked: no site can run this "
+            + ("GPU step" if request.gpus else "step")
+            + ": "
+            + "; ".join(not_ready[c] for c in candidates),
+            gpus=request.gpus,
+        )
 
     for site_policy in onprem:
         snapshot = snapshots[site_policy.cluster]
+        if site_policy.cluster in not_ready:
+            onprem_notes.append(not_ready[site_policy.cluster])
+            continue
         if not snapshot.reachable:
             onprem_notes.append(
                 f"on-prem {site_policy.cluster} API unreachable ({snapshot.error or 'no answer'})"
@@ -285,6 +314,9 @@ def decide(
     unreachable_cloud: list[str] = []
     for site_policy in cloud:
         snapshot = snapshots[site_policy.cluster]
+        if site_policy.cluster in not_ready:
+            unreachable_cloud.append(not_ready[site_policy.cluster])
+            continue
         if snapshot.reachable:
             return _place(
                 request, site_policy, None, f"{why_not_onprem}: spills to cloud {site_policy.cluster}"
@@ -300,6 +332,23 @@ def decide(
         reason=f"{why_not_onprem}; {'; '.join(unreachable_cloud)}: waiting for capacity or a reachable API",
         gpus=request.gpus,
     )
+
+
+def readiness_exclusions(
+    config: PolicyConfig, request: StepRequest, readiness: Mapping[str, SiteReadiness]
+) -> dict[str, str]:
+    """Clusters the readiness rules out for this step, with why (site, cluster, failed components)."""
+    excluded: dict[str, str] = {}
+    for site_policy in config.ordered():
+        ready = readiness.get(site_policy.cluster)
+        if ready is None or ready.usable_for(request.gpus):
+            continue
+        what = "not ready" if not ready.site_ready else "not ready for GPU steps"
+        why = ready.reason or "no reason given"
+        excluded[site_policy.cluster] = (
+            f"{site_policy.site.value} {site_policy.cluster} {what} (readiness: {why})"
+        )
+    return excluded
 
 
 def _place(request: StepRequest, site_policy: SitePolicy, node: str | None, reason: str) -> Decision:

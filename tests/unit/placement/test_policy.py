@@ -26,6 +26,7 @@ from astromined.placement.policy import (
     node_free_after_reservations,
     tolerated,
 )
+from astromined.readiness.result import SiteReadiness
 
 GPU_LABELS = {"astromined.io/gpu": "v100"}
 GPU_TAINT = Taint("nvidia.com/gpu", "NoSchedule", "true")
@@ -319,3 +320,124 @@ def test_back_to_back_decisions_use_every_free_gpu_then_spill() -> None:
             break
         ledger.append(decision.reservation(f"p{i}", request))
     assert sites == [Site.ONPREM] * 3 + [Site.CLOUD]
+
+
+# ---- infrastructure readiness ------------------------------------------------------------------------------
+
+GPU_NOT_READY = SiteReadiness("eks-a", site_ready=True, gpu_ready=False, reason="device_plugin: not found")
+SITE_NOT_READY = SiteReadiness(
+    "eks", site_ready=False, gpu_ready=False, reason="executor_rbac: may not: create jobs"
+)
+
+
+@pytest.mark.fault("bad-config", "on-prem GPU readiness failed: a GPU step goes to the cloud with the reason")
+def test_gpu_step_skips_an_onprem_site_not_ready_for_gpus() -> None:
+    decision = decide(
+        {"eks-a": onprem(gpu_node("g1")), "eks": CLOUD_UP},
+        gpu_step(),
+        CONFIG,
+        readiness={"eks-a": GPU_NOT_READY},
+    )
+    assert decision.site is Site.CLOUD and decision.cluster == "eks"
+    assert "onprem eks-a not ready for GPU steps (readiness: device_plugin: not found)" in decision.reason
+
+
+def test_non_gpu_step_stays_on_a_site_whose_only_gpu_rows_failed() -> None:
+    request = StepRequest("features", cpu_millis=1000)
+    decision = decide(
+        {"eks-a": onprem(), "eks": CLOUD_UP}, request, CONFIG, readiness={"eks-a": GPU_NOT_READY}
+    )
+    assert decision.site is Site.ONPREM
+
+
+@pytest.mark.fault("bad-config", "cloud not ready, on-prem full: the GPU step waits, the reason names eks")
+def test_cloud_not_ready_and_onprem_full_waits() -> None:
+    full = onprem(gpu_node("g1", used=2))
+    decision = decide({"eks-a": full, "eks": CLOUD_UP}, gpu_step(), CONFIG, readiness={"eks": SITE_NOT_READY})
+    assert decision.is_wait
+    assert "cloud eks not ready (readiness: executor_rbac: may not: create jobs)" in decision.reason
+
+
+@pytest.mark.fault("bad-config", "no site is ready for GPU steps: training is blocked, naming both sites")
+def test_no_site_ready_blocks_with_component_site_and_reason() -> None:
+    decision = decide(
+        {"eks-a": onprem(gpu_node("g1")), "eks": CLOUD_UP},
+        gpu_step(),
+        CONFIG,
+        readiness={"eks-a": GPU_NOT_READY, "eks": SITE_NOT_READY},
+    )
+    assert decision.is_blocked and decision.cluster is None
+    assert decision.reason == (
+        "blocked: no site can run this GPU step: "
+        "onprem eks-a not ready for GPU steps (readiness: device_plugin: not found); "
+        "cloud eks not ready (readiness: executor_rbac: may not: create jobs)"
+    )
+
+
+def test_onprem_only_step_blocks_when_onprem_is_not_ready() -> None:
+    request = dataclasses.replace(gpu_step("uplink", gpus=0), onprem_only=True)
+    not_ready = SiteReadiness("eks-a", site_ready=False, gpu_ready=False, reason="namespace: missing")
+    decision = decide({"eks-a": onprem(), "eks": CLOUD_UP}, request, CONFIG, readiness={"eks-a": not_ready})
+    assert decision.is_blocked
+    assert "onprem eks-a not ready (readiness: namespace: missing)" in decision.reason
+
+
+site_readiness = st.builds(
+    lambda cluster, site_ok, gpu_ok: SiteReadiness(cluster, site_ok, site_ok and gpu_ok, "x: failed"),
+    st.just(""),
+    st.booleans(),
+    st.booleans(),
+)
+
+
+@st.composite
+def readiness_maps(draw) -> dict[str, SiteReadiness]:
+    result = {}
+    for cluster in ("eks-a", "eks"):
+        entry = draw(st.one_of(st.none(), site_readiness))
+        if entry is not None:
+            result[cluster] = dataclasses.replace(entry, cluster=cluster)
+    return result
+
+
+@settings(max_examples=200, deadline=None)
+@given(clusters(), requests, readiness_maps())
+def test_property_never_places_where_readiness_rules_it_out(snapshots, request, readiness) -> None:
+    decision = decide(snapshots, request, CONFIG, readiness=readiness)
+    if decision.cluster is not None:
+        entry = readiness.get(decision.cluster)
+        assert entry is None or entry.usable_for(request.gpus)
+    usable = [c for c in ("eks-a", "eks") if c not in readiness or readiness[c].usable_for(request.gpus)]
+    assert decision.is_blocked == (not usable)
+    if decision.is_blocked:
+        assert all(f" {c} not ready" in decision.reason for c in ("eks-a", "eks"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(clusters(), requests)
+def test_property_all_ready_readiness_changes_nothing(snapshots, request) -> None:
+    ready = {c: SiteReadiness(c) for c in ("eks-a", "eks")}
+    assert decide(snapshots, request, CONFIG, readiness=ready) == decide(snapshots, request, CONFIG)
+
+
+@settings(max_examples=150, deadline=None)
+@given(clusters(), requests, readiness_maps())
+def test_property_readiness_only_removes_clusters(snapshots, request, readiness) -> None:
+    """Excluding a cluster by readiness decides as if it were unreachable with that reason (outside block)."""
+    decision = decide(snapshots, request, CONFIG, readiness=readiness)
+    if decision.is_blocked:
+        return
+    as_unreachable = {
+        c: (
+            ClusterSnapshot.unreachable(c, snapshots[c].site, "readiness")
+            if c in readiness and not readiness[c].usable_for(request.gpus)
+            else snapshots[c]
+        )
+        for c in snapshots
+    }
+    expected = decide(as_unreachable, request, CONFIG)
+    assert (decision.action, decision.cluster, decision.node) == (
+        expected.action,
+        expected.cluster,
+        expected.node,
+    )
