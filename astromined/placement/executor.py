@@ -37,6 +37,7 @@ import kubernetes.config
 import urllib3.exceptions
 import yaml
 from dagster import (
+    AssetKey,
     Bool,
     Enum,
     EnumValue,
@@ -100,12 +101,15 @@ from astromined.placement.snapshot import (
     read_json,
 )
 from astromined.placement.step_metadata import ENV_CLUSTER, ENV_GPUS, ENV_REASON, ENV_SITE
+from astromined.readiness.result import SiteReadiness, cluster_asset_name, site_readiness_from_metadata
 
 GPU_TAG = "astromined/gpus"
 # "onprem": the step never goes to a cloud cluster (multi_cluster: it waits instead; single_cluster: a
 # required node affinity to the on-prem sites' nodes). Set on steps that mount an on-prem secret.
 SITE_TAG = "astromined/site"
 RUN_TAG_PREFIX = "astromined/placement/"
+# Launches within this many seconds share one read of the readiness materializations.
+READINESS_CACHE_S = 5.0
 SITE_LABEL = "astromined.io/placement-site"
 CLUSTER_LABEL = "astromined.io/placement-cluster"
 IN_CLUSTER = "in-cluster"
@@ -185,6 +189,14 @@ PLACEMENT_EXECUTOR_CONFIG_SCHEMA = merge_dicts(
             description="GPU decisions read on-prem nodes and pods from a watch-based cache (list + watch, "
             "started with the run) instead of listing them per decision. Needs the 'watch' verb on nodes "
             "and pods; without it the executor falls back to lists.",
+        ),
+        "readiness_max_age_s": Field(
+            Float,
+            is_required=False,
+            default_value=900.0,
+            description="Each decision reads every cluster's latest readiness materialization "
+            "(readiness_cluster_<context>) from the instance; one younger than this keeps a not-ready "
+            "site from taking steps (GPU rows failed: GPU steps). Older or missing: not used. 0: never.",
         ),
         "snapshot_ttl_s": Field(
             Float,
@@ -414,6 +426,8 @@ class PlacementStepHandler(K8sStepHandler):
         )
         self._placements: dict[str, _Placement] = {}
         self._waiting: dict[str, _Waiting] = {}
+        self._blocked: dict[str, str] = {}  # step key → why readiness rules out every cluster
+        self._readiness_cache: tuple[float, dict[str, SiteReadiness], str] | None = None
         self._unschedulable_since: dict[str, float] = {}
 
     @property
@@ -545,9 +559,13 @@ class PlacementStepHandler(K8sStepHandler):
         Returns whether the job was created."""
         placer = cast("Placer", self._placer)
         unusable = dict(unusable or {})
+        readiness, readiness_summary = self.site_readiness(ctx.instance)
         for _ in range(len(self._settings.clusters) + 1):
-            trace = placer.decide(request, unusable)
+            trace = placer.decide(request, unusable, readiness)
             decision = trace.decision
+            if decision.is_blocked:
+                self._block(ctx, step_key, decision.reason, readiness_summary)
+                return False
             if decision.is_wait:
                 self._wait(ctx, step_key, decision.reason)
                 return False
@@ -563,7 +581,16 @@ class PlacementStepHandler(K8sStepHandler):
                 continue
             self._waiting.pop(step_key, None)
             self._placements[step_key] = _Placement(job_name, cluster, decision.site, request)
-            self._record(ctx, step_key, job_name, decision, trace.seconds, why_moved, trace.source_summary)
+            self._record(
+                ctx,
+                step_key,
+                job_name,
+                decision,
+                trace.seconds,
+                why_moved,
+                trace.source_summary,
+                readiness_summary,
+            )
             return True
         raise PlacementError(f"step {step_key}: no cluster accepted job {job_name} ({unusable})")
 
@@ -589,6 +616,7 @@ class PlacementStepHandler(K8sStepHandler):
         seconds: float,
         why_moved: str,
         snapshot_sources: str = "",
+        readiness_summary: str = "",
     ) -> None:
         step_context = ctx.get_step_context(step_key)
         site = cast("Site", decision.site)
@@ -620,12 +648,73 @@ class PlacementStepHandler(K8sStepHandler):
                         if snapshot_sources
                         else {}
                     ),
+                    **(
+                        {"placement/readiness": MetadataValue.text(readiness_summary)}
+                        if readiness_summary
+                        else {}
+                    ),
                     "Kubernetes Job name": MetadataValue.text(job_name),
                 }
             ),
         )
         step_context.log.info(message)
         ctx.instance.add_run_tags(ctx.execute_step_args.run_id, {f"{RUN_TAG_PREFIX}{step_key}": site.value})
+
+    def site_readiness(self, instance) -> tuple[dict[str, SiteReadiness], str]:
+        """Each cluster's latest readiness materialization younger than ``readiness_max_age_s``, and a
+        one-line summary for the placement record. Read at most every few seconds (bursts of launches)."""
+        max_age = self._settings.readiness_max_age_s
+        if max_age <= 0:
+            return {}, ""
+        now = self._clock()
+        if self._readiness_cache is not None and now - self._readiness_cache[0] < READINESS_CACHE_S:
+            return self._readiness_cache[1], self._readiness_cache[2]
+        readiness: dict[str, SiteReadiness] = {}
+        notes = []
+        for cluster in self._settings.clusters:
+            name = cluster_asset_name(cluster.context)
+            try:
+                event = instance.get_latest_materialization_event(AssetKey(name))
+            except Exception as error:  # the instance's storage is down: placement goes on without
+                notes.append(f"{cluster.context}: readiness unreadable ({type(error).__name__})")
+                continue
+            if event is None or event.asset_materialization is None:
+                notes.append(f"{cluster.context}: no readiness materialization ({name})")
+                continue
+            metadata = {key: value.value for key, value in event.asset_materialization.metadata.items()}
+            entry, why_not = site_readiness_from_metadata(
+                cluster.context, metadata, self._wall_clock() - event.timestamp, max_age
+            )
+            if entry is None:
+                notes.append(why_not)
+                continue
+            readiness[cluster.context] = entry
+            if entry.site_ready and entry.gpu_ready:
+                notes.append(f"{cluster.context}: ready")
+            else:
+                scope = "not ready" if not entry.site_ready else "not ready for GPU steps"
+                notes.append(f"{cluster.context}: {scope} ({entry.reason})")
+        summary = "; ".join(notes)
+        self._readiness_cache = (now, readiness, summary)
+        return readiness, summary
+
+    def _block(self, ctx: StepHandlerContext, step_key: str, reason: str, readiness_summary: str) -> None:
+        """Readiness rules out every cluster: the next health check fails the step with the reason."""
+        self._waiting.pop(step_key, None)
+        self._blocked[step_key] = reason
+        step_context = ctx.get_step_context(step_key)
+        message = f'Step "{step_key}" {reason}'
+        DagsterEvent.engine_event(
+            step_context,
+            message,
+            EngineEventData(
+                metadata={
+                    "placement/blocked": MetadataValue.text(reason),
+                    "placement/readiness": MetadataValue.text(readiness_summary),
+                }
+            ),
+        )
+        step_context.log.error(message)
 
     def _wait(self, ctx: StepHandlerContext, step_key: str, reason: str) -> None:
         now = self._clock()
@@ -655,6 +744,8 @@ class PlacementStepHandler(K8sStepHandler):
         ctx = step_handler_context
         step_key = self._get_step_key(ctx)
         job_name = self._get_k8s_step_job_name(ctx)
+        if step_key in self._blocked:
+            return CheckStepHealthResult.unhealthy(reason=self._blocked.pop(step_key))
         if step_key in self._waiting:
             return self._retry_waiting(ctx, step_key, job_name)
         located = self._locate(ctx, step_key, job_name)
@@ -687,6 +778,8 @@ class PlacementStepHandler(K8sStepHandler):
         request = step_request(step_key, container_context.run_k8s_config, ctx.step_tags[step_key])
         if self._place(ctx, step_key, job_name, container_context, request):
             return CheckStepHealthResult.healthy()
+        if step_key in self._blocked:
+            return CheckStepHealthResult.unhealthy(reason=self._blocked.pop(step_key))
         elapsed = self._clock() - waiting.since
         if elapsed >= self._settings.cloud_unreachable_timeout_s:
             self._waiting.pop(step_key, None)

@@ -31,6 +31,7 @@ from astromined.placement.policy import (
 )
 from astromined.placement.settings import PlacementSettings
 from astromined.placement.snapshot import probe, take_snapshot
+from astromined.readiness.result import SiteReadiness
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,11 @@ class Placer:
         self,
         request: StepRequest,
         unusable: Mapping[str, str] | None = None,
+        readiness: Mapping[str, SiteReadiness] | None = None,
     ) -> DecisionTrace:
         """Decide one step. ``unusable`` maps clusters that must not be used to why (e.g. the step's pod sat
-        Unschedulable there): they enter the policy as unreachable with that reason.
+        Unschedulable there): they enter the policy as unreachable with that reason. ``readiness`` is the
+        latest infrastructure readiness per cluster (clusters without an entry count as ready).
 
         Cheap where it can be: a step without GPUs only probes the on-prem API; the cloud is probed only
         when the first decision sends the step there (the second decision, with the probe, is exact).
@@ -150,7 +153,9 @@ class Placer:
             else:
                 snapshots[cluster.context] = ClusterSnapshot.reachable_only(cluster.context, cluster.site)
         config = self._settings.policy_config
-        decision = decide(snapshots, request, config, self._current_reservations(snapshots.values()))
+        decision = decide(
+            snapshots, request, config, self._current_reservations(snapshots.values()), readiness
+        )
         probed: set[str] = set()
         while (
             decision.site is Site.CLOUD
@@ -161,7 +166,9 @@ class Placer:
             snapshots[decision.cluster] = self._look(
                 decision.cluster, Site.CLOUD, full=False, sources=sources
             )
-            decision = decide(snapshots, request, config, self._current_reservations(snapshots.values()))
+            decision = decide(
+                snapshots, request, config, self._current_reservations(snapshots.values()), readiness
+            )
         if decision.is_wait:
             # Every cloud cluster the policy could fall back on has now been looked at for real.
             for cluster in self._settings.clusters:
@@ -169,7 +176,9 @@ class Placer:
                     snapshots[cluster.context] = self._look(
                         cluster.context, Site.CLOUD, full=False, sources=sources
                     )
-            decision = decide(snapshots, request, config, self._current_reservations(snapshots.values()))
+            decision = decide(
+                snapshots, request, config, self._current_reservations(snapshots.values()), readiness
+            )
         return DecisionTrace(decision, snapshots, time.perf_counter() - started, sources)
 
     def _look(self, context: str, site: Site, *, full: bool, sources: dict[str, str]) -> ClusterSnapshot:

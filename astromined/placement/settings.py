@@ -70,6 +70,8 @@ class PlacementSettings:
     snapshot_ttl_s: float = 2.0
     # GPU decisions read on-prem clusters from a watch-based cache (informer.py) instead of listing them.
     watch_cluster_state: bool = True
+    # Placement reads each cluster's latest readiness materialization this young (0: readiness not used).
+    readiness_max_age_s: float = 900.0
 
     @property
     def policy_config(self) -> PolicyConfig:
@@ -136,7 +138,12 @@ def settings_from_config(config: Mapping[str, Any]) -> PlacementSettings:
         api_timeout_s=float(config.get("api_timeout_s", 10.0)),
         snapshot_ttl_s=float(config.get("snapshot_ttl_s", 2.0)),
         watch_cluster_state=bool(config.get("watch_cluster_state", True)),
+        readiness_max_age_s=float(config.get("readiness_max_age_s", 900.0)),
     )
+    if settings.readiness_max_age_s < 0:
+        raise PolicyError(
+            f"executor config readiness_max_age_s must be >= 0, got {settings.readiness_max_age_s}"
+        )
     settings.policy_config  # noqa: B018 - validates: one on-prem cluster at least, no duplicates
     for name in (
         "unschedulable_timeout_s",

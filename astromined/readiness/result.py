@@ -185,3 +185,8 @@ def site_readiness_from_metadata(
         ),
         "",
     )
+
+
+def cluster_asset_name(context: str) -> str:
+    """The readiness asset of one cluster (kubeconfig context): ``eks-a`` → ``readiness_cluster_eks_a``."""
+    return "readiness_cluster_" + "".join(ch if ch.isalnum() else "_" for ch in context.lower())
