@@ -8,6 +8,7 @@ from resources.alerting import AlertmanagerResource
 from resources.compute import ComputeResource
 from resources.lake import LakeResource, LocalLakeResource, S3LakeResource
 from resources.landing_zone import LandingZoneResource, S3LandingZoneResource, SimulatedLandingZoneResource
+from resources.readiness import ReadinessResource
 from resources.signing import PROD_SIGNING_KEY_PATH, UplinkSigningKeyResource, fleet_public_key_path
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "ComputeResource",
     "LakeResource",
     "LandingZoneResource",
+    "ReadinessResource",
     "UplinkSigningKeyResource",
     "build_resources",
     "resolved_resource",
@@ -33,6 +35,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
                 scenarios_json=PRESETS[settings.drift].to_json(),
             ),
             "compute": ComputeResource(),
+            # Local mode: no cluster or monitoring URL unless set in the environment ("not configured").
+            "readiness": ReadinessResource.from_environment(),
             # Alertmanager and the Dagster UI on loopback, at their usual local ports.
             "alertmanager": AlertmanagerResource(),
             "signing_key": UplinkSigningKeyResource(
@@ -54,6 +58,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             endpoint_url=settings.s3_endpoint_url,
         ),
         "compute": ComputeResource(),
+        # Clusters and monitoring URLs from the deployment's environment (resources/readiness.py).
+        "readiness": ReadinessResource.from_environment(),
         "alertmanager": AlertmanagerResource(
             url=dg.EnvVar("ASTROMINED_ALERTMANAGER_URL"),
             dagster_ui_url=dg.EnvVar("ASTROMINED_DAGSTER_UI_URL"),

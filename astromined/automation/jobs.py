@@ -41,6 +41,7 @@ retrain_job = dg.define_asset_job(
 
 readiness_job = dg.define_asset_job(
     READINESS_JOB_NAME,
-    selection=dg.AssetSelection.assets("infrastructure_readiness"),
-    description="Probe the infrastructure the pipeline depends on.",
+    selection=dg.AssetSelection.groups("infrastructure"),
+    description="Probe the infrastructure the pipeline depends on: every readiness asset (per cluster, "
+    "object stores, instance storage, monitoring) and infrastructure_readiness.",
 )

@@ -22,6 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 EXPECTED_GROUPS = {
     "infrastructure_readiness": "infrastructure",
+    "readiness_cluster_eks_a": "infrastructure",
+    "readiness_cluster_eks": "infrastructure",
+    "readiness_object_stores": "infrastructure",
+    "readiness_instance_storage": "infrastructure",
+    "readiness_monitoring": "infrastructure",
     "raw_telemetry": "telemetry",
     "asteroid_features": "features",
     "training_set": "training",
@@ -33,6 +38,11 @@ EXPECTED_GROUPS = {
 }
 EXPECTED_CHECKS = {
     ("infrastructure_readiness", "all_components_ready"),
+    ("readiness_cluster_eks_a", "cluster_ready"),
+    ("readiness_cluster_eks", "cluster_ready"),
+    ("readiness_object_stores", "object_stores_ready"),
+    ("readiness_instance_storage", "instance_storage_ready"),
+    ("readiness_monitoring", "monitoring_stack_ready"),
     ("raw_telemetry", "packets_reconcile"),
     ("raw_telemetry", "quarantine_rate_below_threshold"),
     ("raw_telemetry", "every_satellite_reported"),
