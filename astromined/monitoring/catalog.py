@@ -33,6 +33,8 @@ MODEL_ROLES = ("champion", "candidate", "baseline")
 MODEL_METRICS = ("macro_f1", "accuracy", "m_type_recall", "ece")
 PROMOTION_OUTCOMES = ("promoted", "blocked")
 SITES = ("onprem", "cloud")
+# astromined.readiness.result.Status values: one series per (component, site, status), 1 for the current one.
+READINESS_STATUSES = ("ready", "not_ready", "not_configured")
 
 # Steps run from well under a second (readiness probes) to hours (GPU training).
 STEP_DURATION_BUCKETS = (
@@ -249,6 +251,19 @@ READINESS_READY = MetricSpec(
     "1 if the component was ready at the latest readiness check.",
     ("component",),
 )
+READINESS_STATUS = MetricSpec(
+    "astromined_readiness_status",
+    "gauge",
+    "1 for the status (ready, not_ready, not_configured) of each readiness row (component, site) at its "
+    "readiness asset's latest materialization, 0 for the other statuses.",
+    ("component", "site", "status"),
+)
+READINESS_CHECKED = MetricSpec(
+    "astromined_readiness_checked_timestamp_seconds",
+    "gauge",
+    "Unix time of the latest readiness materialization that probed the site.",
+    ("site",),
+)
 DATA_TO_MODEL_LATENCY = MetricSpec(
     "astromined_data_to_model_latency_seconds",
     "histogram",
@@ -309,6 +324,8 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     STEP_PLACEMENTS,
     GPU_SECONDS,
     READINESS_READY,
+    READINESS_STATUS,
+    READINESS_CHECKED,
     DATA_TO_MODEL_LATENCY,
     EXPORTER_SCRAPE_DURATION,
     EXPORTER_EVENTS_PROCESSED,

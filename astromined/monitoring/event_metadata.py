@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from astromined.monitoring.catalog import MODEL_METRICS, SITES
+from astromined.monitoring.catalog import MODEL_METRICS, READINESS_STATUSES, SITES
 
 # Asset names the domain metrics come from (the last component of the asset key).
 RAW_TELEMETRY = "raw_telemetry"
@@ -37,6 +37,7 @@ DRIFT_CLASS_MIX_SHIFT = "drift/class_mix_shift"
 DRIFT_DETECTED = "drift/detected"
 PROMOTED = "promoted"
 READY_PREFIX = "ready/"
+READINESS_ROWS = "readiness/rows"  # assets/readiness.py: [{site, component, status, detail, seconds}, ...]
 DATA_TO_MODEL_LATENCY = "data_to_model_latency_s"
 PLACEMENT_SITE = "placement/site"
 PLACEMENT_CLUSTER = "placement/cluster"
@@ -238,3 +239,31 @@ def placement_from_engine_event(metadata: Mapping[str, Any]) -> Placement | None
         raise MetadataError(kind, f"metadata key {PLACEMENT_SITE!r} must be one of {SITES}, got {site!r}")
     gpus = _count(metadata, PLACEMENT_GPUS, kind) if PLACEMENT_GPUS in metadata else 0
     return Placement(site=site, gpus=gpus)
+
+
+def readiness_rows_from_metadata(metadata: Mapping[str, Any]) -> list[tuple[str, str, str]] | None:
+    """(component, site, status) of every row of a readiness materialization; None when it has no rows."""
+    kind = "readiness_metadata"
+    if READINESS_ROWS not in metadata:
+        return None
+    rows = metadata[READINESS_ROWS]
+    if isinstance(rows, str):
+        try:
+            rows = json.loads(rows)
+        except ValueError:
+            raise MetadataError(kind, f"metadata key {READINESS_ROWS!r} is not JSON") from None
+    if not isinstance(rows, list):
+        raise MetadataError(kind, f"metadata key {READINESS_ROWS!r} must be a list of rows")
+    found = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping) or not all(
+            isinstance(row.get(k), str) for k in ("component", "site")
+        ):
+            raise MetadataError(kind, f"{READINESS_ROWS}[{index}] needs string component and site")
+        status = row.get("status")
+        if status not in READINESS_STATUSES:
+            raise MetadataError(
+                kind, f"{READINESS_ROWS}[{index}].status {status!r} is not one of {list(READINESS_STATUSES)}"
+            )
+        found.append((row["component"], row["site"], status))
+    return found

@@ -112,6 +112,8 @@ class InstanceReader:
         # Assets the freshness daemon reported on: a policy asset never materialized has no asset-key row,
         # so get_asset_keys() alone would never show its UNKNOWN state.
         self._freshness_keys: set[AssetKey] = set()
+        # Readiness rows of each readiness asset's latest materialization: asset -> (timestamp, rows).
+        self._readiness: dict[str, tuple[float, list[tuple[str, str, str]]]] = {}
         self._one_table = not instance.event_log_storage.is_run_sharded
         self._type_cursors: dict[DagsterEventType, int | None] = dict.fromkeys(EVENT_TYPES)
         self.state.replace(catalog.EXPORTER_LAST_SUCCESSFUL_REFRESH, {(): 0.0})
@@ -418,6 +420,9 @@ class InstanceReader:
         asset = asset_key.to_user_string()
         self.state.set_latest(catalog.ASSET_LAST_MATERIALIZATION, (asset,), timestamp, timestamp)
         name = asset_key.path[-1]
+        rows = event_metadata.readiness_rows_from_metadata(metadata)
+        if rows is not None:
+            self._readiness_rows(asset, rows, timestamp)
         if name == event_metadata.RAW_TELEMETRY:
             packets = event_metadata.packets_from_raw_telemetry(metadata)
             for outcome, count in packets.by_outcome.items():
@@ -446,6 +451,22 @@ class InstanceReader:
             latency = event_metadata.data_to_model_latency(metadata)
             if latency is not None:
                 self.state.observe(catalog.DATA_TO_MODEL_LATENCY, (), latency)
+
+    def _readiness_rows(self, asset: str, rows: list[tuple[str, str, str]], timestamp: float) -> None:
+        """Keep each readiness asset's latest rows; the status family is their union (one-hot per row)."""
+        previous = self._readiness.get(asset)
+        if previous is not None and previous[0] > timestamp:
+            return
+        self._readiness[asset] = (timestamp, rows)
+        status: dict[tuple[str, ...], float] = {}
+        checked: dict[tuple[str, ...], float] = {}
+        for seen_at, asset_rows in self._readiness.values():
+            for component, site, current in asset_rows:
+                for value in catalog.READINESS_STATUSES:
+                    status[(component, site, value)] = 1.0 if value == current else 0.0
+                checked[(site,)] = max(checked.get((site,), 0.0), seen_at)
+        self.state.replace(catalog.READINESS_STATUS, status)
+        self.state.replace(catalog.READINESS_CHECKED, checked)
 
     def _observation(self, asset_key, metadata: dict[str, Any], timestamp: float) -> None:
         if asset_key.path[-1] != event_metadata.ASTEROID_FEATURES:

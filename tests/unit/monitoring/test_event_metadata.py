@@ -211,3 +211,19 @@ def test_a_promotion_replaces_only_the_champion_role():
         ("champion", "macro_f1"): 0.9,
         ("champion", "accuracy"): 0.95,
     }
+
+
+def test_readiness_rows_from_metadata():
+    from astromined.monitoring.event_metadata import readiness_rows_from_metadata
+
+    rows = [{"site": "eks-a", "component": "gpu_nodes", "status": "not_ready", "detail": "x", "seconds": 0.1}]
+    assert readiness_rows_from_metadata({"readiness/rows": rows}) == [("gpu_nodes", "eks-a", "not_ready")]
+    assert readiness_rows_from_metadata({"ready/lake": True}) is None
+
+
+@pytest.mark.fault("bad-input", "a readiness row with an unknown status is refused, naming the row")
+def test_readiness_rows_bad_status_is_named():
+    from astromined.monitoring.event_metadata import MetadataError, readiness_rows_from_metadata
+
+    with pytest.raises(MetadataError, match=r"readiness/rows\[0\]\.status 'maybe'"):
+        readiness_rows_from_metadata({"readiness/rows": [{"site": "s", "component": "c", "status": "maybe"}]})
