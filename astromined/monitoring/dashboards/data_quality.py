@@ -148,4 +148,21 @@ def build() -> dashboard.Dashboard:
                 max_value=1,
             )
         )
+        .with_panel(
+            stat_panel(
+                "Readiness rows not ready",
+                "Rows (component, site) of the readiness assets that were not_ready at their latest run "
+                "(AstrominedReadinessComponentNotReady; not_configured rows are not counted).",
+                'count(astromined_readiness_status{status="not_ready"} == 1) or vector(0)',
+                threshold_steps=((None, "green"), (1, "red")),
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Readiness by site and component",
+                "Current status (ready, not_ready, not_configured) of every readiness row: clusters eks-a "
+                "and eks, object stores, instance storage, monitoring, local probes and gpu_sites.",
+                "max by (site, component, status) (astromined_readiness_status) == 1",
+            )
+        )
     )
