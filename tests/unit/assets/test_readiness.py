@@ -1,6 +1,7 @@
 """Direct invocation of the readiness asset with real local resources."""
 
 import dagster as dg
+import pytest
 
 from assets.readiness import ReadinessConfig, infrastructure_readiness
 from resources import ComputeResource
@@ -41,3 +42,61 @@ def test_insufficient_disk_is_reported(tmp_path):
     _metadata, check = _run(LocalLakeResource(root=str(tmp_path)), ReadinessConfig(min_free_disk_gib=1e9))
     assert not check.passed
     assert "lake_disk" in check.description
+
+
+def _instance_with(events: dict):
+    """A stand-in for the instance's latest-materialization lookup (only what gpu_sites_row reads)."""
+    from types import SimpleNamespace
+
+    def latest(key):
+        found = events.get(key.to_user_string())
+        if found is None:
+            return None
+        timestamp, metadata = found
+        wrapped = {
+            k: dg.MetadataValue.bool(v) if isinstance(v, bool) else dg.MetadataValue.text(v)
+            for k, v in metadata.items()
+        }
+        return SimpleNamespace(timestamp=timestamp, asset_materialization=SimpleNamespace(metadata=wrapped))
+
+    return SimpleNamespace(get_latest_materialization_event=latest)
+
+
+def _cluster(site_ready: bool, gpu_ready: bool, reason: str = "", configured: bool = True) -> dict:
+    return {
+        "readiness/site_ready": site_ready,
+        "readiness/gpu_ready": gpu_ready,
+        "readiness/reason": reason,
+        "readiness/configured": configured,
+    }
+
+
+def test_gpu_sites_row_ready_when_one_site_can_run_gpu_steps():
+    from assets.readiness import gpu_sites_row
+    from astromined.readiness.result import Status
+
+    instance = _instance_with(
+        {
+            "readiness_cluster_eks_a": (1000.0, _cluster(True, False, "device_plugin: not found")),
+            "readiness_cluster_eks": (1000.0, _cluster(True, True)),
+        }
+    )
+    row = gpu_sites_row(instance, now=1100.0)
+    assert row.status is Status.READY
+    assert row.detail == "GPU steps can run on eks; not ready: eks-a: device_plugin: not found"
+
+
+@pytest.mark.fault("bad-config", "stale or unconfigured cluster readiness does not block training")
+def test_gpu_sites_row_ignores_stale_and_unconfigured_readiness():
+    from assets.readiness import gpu_sites_row
+    from astromined.readiness.result import Status
+
+    instance = _instance_with(
+        {
+            "readiness_cluster_eks_a": (0.0, _cluster(False, False, "kubernetes_api: refused")),
+            "readiness_cluster_eks": (5000.0, _cluster(True, True, configured=False)),
+        }
+    )
+    row = gpu_sites_row(instance, now=5000.0, max_age_s=900)
+    assert row.status is Status.NOT_CONFIGURED
+    assert row.detail == "no cluster readiness recorded within 900s (eks-a older)"

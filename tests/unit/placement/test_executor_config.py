@@ -136,6 +136,7 @@ def test_single_cluster_mode_prefers_onprem_nodes_by_weight() -> None:
         ({"clusters": {"x": {"site": "onprem", "gpu_toleration": {"operator": "In"}}}}, "operator must be"),
         ({"unschedulable_timeout_s": 0}, "unschedulable_timeout_s must be positive"),
         ({"mode": "single_cluster", "clusters": {"x": {"site": "onprem"}}}, "need site_node_selector"),
+        ({"readiness_max_age_s": -1}, "readiness_max_age_s must be >= 0"),
     ],
 )
 def test_bad_settings_name_the_field(config: dict, message: str) -> None:
