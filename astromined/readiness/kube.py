@@ -36,17 +36,19 @@ class Access:
         return f"{self.verb} {what}" + (f".{self.group}" if self.group else "")
 
 
-# What the placement executor (astromined/placement) does on every cluster: submit, follow and delete step
-# jobs, read their pods and logs, and look at nodes and pods cluster-wide for its placement snapshots.
+# What the placement executor (astromined/placement: executor, placer, informer) does on every cluster:
+# submit, follow and delete step jobs, read their pods and logs, and read nodes and pods cluster-wide for its
+# placement snapshots and watch caches (infra/k8s/base/rbac.yaml grants exactly these).
 EXECUTOR_ACCESS: tuple[Access, ...] = (
     Access("create", "jobs", "batch"),
-    Access("get", "jobs", "batch"),
     Access("list", "jobs", "batch"),
     Access("delete", "jobs", "batch"),
+    Access("get", "jobs", "batch", subresource="status"),
     Access("get", "pods"),
     Access("list", "pods"),
     Access("delete", "pods"),
     Access("get", "pods", subresource="log"),
+    Access("get", "nodes", namespaced=False),
     Access("list", "nodes", namespaced=False),
     Access("watch", "nodes", namespaced=False),
     Access("list", "pods", namespaced=False),
@@ -62,7 +64,7 @@ class ClusterProbeConfig:
         default_factory=lambda: {"nvidia.com/gpu.present": "true"}
     )
     device_plugin_namespace: str = "kube-system"
-    device_plugin_name: str = "nvidia-device-plugin-daemonset"
+    device_plugin_name: str = "nvidia-device-plugin"
     expect_gpus: bool = True
     timeout_s: float = DEFAULT_PROBE_TIMEOUT_S
     access: tuple[Access, ...] = EXECUTOR_ACCESS

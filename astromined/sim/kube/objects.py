@@ -565,7 +565,7 @@ def node_conditions(ready: bool, stamp: str) -> list[dict[str, Any]]:
 
 
 DEVICE_PLUGIN_NAMESPACE = "kube-system"
-DEVICE_PLUGIN_NAME = "nvidia-device-plugin-daemonset"
+DEVICE_PLUGIN_NAME = "nvidia-device-plugin"
 DEFAULT_STORAGE_CLASS = "standard"
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 

@@ -43,18 +43,18 @@ def test_device_plugin_daemonset_counts_ready_gpu_nodes(cluster: SimulatedCluste
     apps = kubernetes.client.AppsV1Api(clients.api_client)
     listed = apps.list_daemon_set_for_all_namespaces().items
     assert [(d.metadata.namespace, d.metadata.name) for d in listed] == [
-        ("kube-system", "nvidia-device-plugin-daemonset")
+        ("kube-system", "nvidia-device-plugin")
     ]
-    ds = apps.read_namespaced_daemon_set("nvidia-device-plugin-daemonset", "kube-system")
+    ds = apps.read_namespaced_daemon_set("nvidia-device-plugin", "kube-system")
     assert (ds.status.desired_number_scheduled, ds.status.number_available) == (1, 1)
     cluster.set_node_ready("gpu-v100-01", False)
-    ds = apps.read_namespaced_daemon_set("nvidia-device-plugin-daemonset", "kube-system")
+    ds = apps.read_namespaced_daemon_set("nvidia-device-plugin", "kube-system")
     assert (ds.status.desired_number_scheduled, ds.status.number_available) == (1, 0)
     assert ds.status.number_unavailable == 1
     cluster.set_node_ready("gpu-v100-01", True)
     cluster.set_device_plugin(False)
     with pytest.raises(kubernetes.client.ApiException) as raised:
-        apps.read_namespaced_daemon_set("nvidia-device-plugin-daemonset", "kube-system")
+        apps.read_namespaced_daemon_set("nvidia-device-plugin", "kube-system")
     assert raised.value.status == 404
     assert apps.list_namespaced_daemon_set("kube-system").items == []
 

@@ -39,7 +39,7 @@ def test_gpu_step_on_a_not_ready_onprem_site_goes_to_the_cloud(make_clusters, in
     clusters = make_clusters(onprem_gpus=2)
     clusters.onprem.set_device_plugin(False)  # on-prem has free GPUs, but no device plugin
     reason = record_readiness(instance, clusters.kubeconfig, "eks-a")
-    assert "device_plugin: DaemonSet kube-system/nvidia-device-plugin-daemonset not found" in reason
+    assert "device_plugin: DaemonSet kube-system/nvidia-device-plugin not found" in reason
     record_readiness(instance, clusters.kubeconfig, "eks")
     with execute_job(job("gpu_solo_job"), instance, run_config=clusters.run_config()) as result:
         assert result.success

@@ -134,8 +134,7 @@ def test_one_site_not_ready_does_not_block_training(tmp_path: Path, clusters):
         eks_a = metadata_of(instance, "readiness_cluster_eks_a")
         assert eks_a["readiness/site_ready"] is True and eks_a["readiness/gpu_ready"] is False
         assert (
-            "device_plugin: DaemonSet kube-system/nvidia-device-plugin-daemonset not found"
-            in eks_a["readiness/reason"]
+            "device_plugin: DaemonSet kube-system/nvidia-device-plugin not found" in eks_a["readiness/reason"]
         )
 
 
