@@ -80,6 +80,14 @@ def test_local_definitions_hold_the_whole_graph(tiny_settings):
     assert {"downlink_to_uplink", "ingest_downlinks", "retrain_champion", "readiness_check"} <= {
         j.name for j in defs.resolve_all_job_defs()
     }
+    readiness = defs.resolve_job_def("readiness_check")
+    assert {k.to_user_string() for k in readiness.asset_layer.selected_asset_keys} == {
+        key for key, group in EXPECTED_GROUPS.items() if group == "infrastructure"
+    }
+    assert {d.to_user_string() for d in graph.get(dg.AssetKey("infrastructure_readiness")).parent_keys} == {
+        "readiness_cluster_eks_a",
+        "readiness_cluster_eks",
+    }
 
     candidate = graph.get(dg.AssetKey("candidate_model"))
     assert candidate.pools == {"gpu"}
