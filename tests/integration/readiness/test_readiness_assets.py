@@ -157,3 +157,33 @@ def test_no_gpu_site_fails_the_blocking_check_naming_sites_and_reasons(tmp_path:
     assert description.startswith("not ready: gpu_sites (no site can run GPU steps: ")
     assert "eks-a: gpu_nodes: 1 of 1 GPU node(s) NotReady: gpu-1" in description
     assert "eks: kubernetes_api: " in description
+
+
+@pytest.mark.fault("bad-config", "S3 lake writable but the landing bucket is missing: only that row fails")
+def test_object_stores_on_s3(tmp_path: Path):
+    import boto3
+    from support.services import aws_test_environment, moto_s3_server
+
+    from resources.lake import S3LakeResource
+    from resources.landing_zone import S3LandingZoneResource
+
+    with aws_test_environment(), moto_s3_server(tmp_path) as url, dg.instance_for_test() as instance:
+        boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket="lake")
+        result = dg.materialize(
+            [readiness_assets.readiness_object_stores],
+            instance=instance,
+            resources={
+                "readiness": ReadinessResource(probe_timeout_s=10.0),
+                "lake": S3LakeResource(bucket="lake", endpoint_url=url, region_name="us-east-1"),
+                "landing_zone": S3LandingZoneResource(
+                    bucket="no-such-landing", endpoint_url=url, region_name="us-east-1"
+                ),
+            },
+        )
+        assert result.success
+        rows = {r["component"]: r for r in metadata_of(instance, "readiness_object_stores")["readiness/rows"]}
+        assert checks(result)[("readiness_object_stores", "object_stores_ready")] is False
+    assert rows["lake_bucket"]["status"] == "ready"
+    assert rows["lake_bucket"]["detail"] == "s3://lake: probe object written, read back and deleted"
+    assert rows["landing_zone"]["status"] == "not_ready"
+    assert "NoSuchBucket" in rows["landing_zone"]["detail"]
