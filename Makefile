@@ -10,7 +10,7 @@ export ASTROMINED_STATE_DIR ?= $(CURDIR)/$(STATE)
 # The suite runs on both cores (pytest-xdist); a test file stays on one worker (module fixtures).
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
-.PHONY: help run dev test lint unit integration e2e system-tools simulate clean exporter dashboards demo-k8s reliability
+.PHONY: help run dev test lint unit integration e2e system-tools simulate clean exporter dashboards demo-k8s reliability bench-quality
 
 help:
 	@echo "make run    - set up .venv and materialize every asset for the latest complete day (local)"
@@ -70,6 +70,10 @@ integration: $(VENV)/.installed-test
 
 e2e: $(VENV)/.installed-test system-tools
 	$(BIN)/pytest -m e2e
+
+# Candidate network vs the logistic-regression baseline, seeds x days at the default scale (BENCHMARKS.md).
+bench-quality: $(VENV)/.installed
+	$(BIN)/python benchmarks/model_quality.py
 
 # Every @pytest.mark.fault case, its outcome written to docs/reliability.md (commit it).
 reliability: $(VENV)/.installed-test system-tools

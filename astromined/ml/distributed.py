@@ -64,7 +64,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from astromined.ml.model import ArchitectureConfig, CompositionNet
-from astromined.ml.train import TrainConfig, TrainResult, _loss, train_model
+from astromined.ml.train import (
+    TrainConfig,
+    TrainResult,
+    _loss,
+    calibrate_temperature,
+    train_model,
+    validation_criterion,
+)
 
 LOG = logging.getLogger(__name__)
 LOOPBACK_ADDRESS = "127.0.0.1"
@@ -143,9 +150,14 @@ def train_distributed(
         np.ascontiguousarray(a)
         for a in (x_train, y_class_train, y_metal_train, x_val, y_class_val, y_metal_val)
     )
-    return _launch(
+    result = _launch(
         architecture, arrays, workers, device_type, config, on_epoch, collective_timeout_s, shutdown_grace_s
     )
+    if config.temperature_scaling:  # as train_model does, on the full validation set, in this process
+        result = dataclasses.replace(
+            result, temperature=calibrate_temperature(result.model, x_val, y_class_val)
+        )
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- parent
@@ -409,7 +421,9 @@ def _train_rank(
             batch = shard[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                loss = _loss(ddp, xt[batch], yct[batch], ymt[batch], config.metal_loss_weight)
+                loss = _loss(
+                    ddp, xt[batch], yct[batch], ymt[batch], config.metal_loss_weight, config.label_smoothing
+                )
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
@@ -426,11 +440,13 @@ def _train_rank(
         dist.all_reduce(sums)  # identical on every rank
         ce_sum, se_sum, train_sum = sums.tolist()
         samples += len(shard) * world_size
-        val_loss = ce_sum / n_val + config.metal_loss_weight * se_sum / n_val
+        val_loss = validation_criterion(ce_sum / n_val, se_sum / n_val, config)  # as train_model selects
         record = {
             "epoch": float(epoch),
             "train_loss": train_sum / (len(shard) * world_size),
             "validation_loss": val_loss,
+            "validation_cross_entropy": ce_sum / n_val,
+            "validation_metal_mse": se_sum / n_val,
         }
         history.append(record)
         if rank == 0:

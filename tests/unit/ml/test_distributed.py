@@ -98,8 +98,10 @@ def test_validation_loss_is_the_full_validation_sets(two_workers):
     xv, yv, mv = (torch.as_tensor(a) for a in VALIDATION)
     with torch.no_grad():
         logits, metal = result.model(xv)
-        loss = torch.nn.functional.cross_entropy(logits, yv) + FAST.metal_loss_weight * (
-            torch.nn.functional.mse_loss(metal, mv)
+        # The returned model has the temperature folded into its class logits: undo it to get the best
+        # epoch's criterion (validation cross-entropy + selection_metal_weight x metal MSE).
+        loss = torch.nn.functional.cross_entropy(logits * result.temperature, yv) + (
+            FAST.selection_metal_weight * torch.nn.functional.mse_loss(metal, mv)
         )
     assert float(loss) == pytest.approx(result.best_validation_loss, rel=1e-5)
     assert result.history[result.best_epoch]["validation_loss"] == result.best_validation_loss

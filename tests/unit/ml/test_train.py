@@ -150,12 +150,16 @@ def test_returned_model_is_the_best_epoch_not_the_last():
     xt, xv = rng.normal(size=(200, 4)).astype(np.float32), rng.normal(size=(60, 4)).astype(np.float32)
     yt, yv = rng.integers(0, 3, 200), rng.integers(0, 3, 60)
     mt, mv = rng.uniform(size=200).astype(np.float32), rng.uniform(size=60).astype(np.float32)
-    config = TrainConfig(max_epochs=60, patience=5, batch_size=32, learning_rate=2e-2, seed=0)
+    # No temperature folded in afterwards: the returned weights are exactly the best epoch's.
+    config = TrainConfig(
+        max_epochs=60, patience=5, batch_size=32, learning_rate=2e-2, seed=0, temperature_scaling=False
+    )
     result = train_model(SMALL, xt, yt, mt, xv, yv, mv, CPU, config)
     assert result.best_epoch < result.epochs_run - 1
     with torch.no_grad():
         logits, metal = result.model(torch.as_tensor(xv))
-        loss = nn.functional.cross_entropy(logits, torch.as_tensor(yv)) + config.metal_loss_weight * (
+        # The early-stopping criterion: validation cross-entropy + selection_metal_weight x metal MSE.
+        loss = nn.functional.cross_entropy(logits, torch.as_tensor(yv)) + config.selection_metal_weight * (
             nn.functional.mse_loss(metal, torch.as_tensor(mv))
         )
     assert float(loss) == pytest.approx(result.best_validation_loss, rel=1e-5)
