@@ -88,12 +88,41 @@ def _outputs(asset: str, check: str, results: list[ProbeResult], extra: dict | N
     )
 
 
+# The cluster probes ask "may the executor do its job here?" (SelfSubjectAccessReview answers for the caller),
+# so in Kubernetes their pods run as the run worker's account, with its kubeconfig (the `eks` context), and
+# stay on-prem like the run worker: infra/k8s/base/rbac.yaml grants that account the probes' reads too.
+CLUSTER_PROBE_STEP_TAGS = {
+    "astromined/site": "onprem",
+    "dagster-k8s/config": {
+        "pod_spec_config": {
+            "service_account_name": "astromined-run",
+            "volumes": [
+                {
+                    "name": "kubeconfig",
+                    "secret": {"secret_name": "astromined-kubeconfig", "default_mode": 0o400},
+                }
+            ],
+        },
+        "container_config": {
+            "volume_mounts": [
+                {
+                    "name": "kubeconfig",
+                    "mount_path": "/var/run/secrets/astromined/kubeconfig",
+                    "read_only": True,
+                }
+            ]
+        },
+    },
+}
+
+
 def _cluster_asset(context_name: str) -> dg.AssetsDefinition:
     name = cluster_asset_name(context_name)
 
     @dg.asset(
         name=name,
         group_name=GROUP,
+        op_tags=CLUSTER_PROBE_STEP_TAGS,
         check_specs=[dg.AssetCheckSpec("cluster_ready", asset=name)],
         description=f"Readiness of Kubernetes cluster {context_name}: API and version, nodes Ready, "
         "GPU nodes with allocatable nvidia.com/gpu, NVIDIA device plugin DaemonSet, default StorageClass, "

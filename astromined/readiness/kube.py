@@ -117,7 +117,7 @@ def cluster_probes(api_client: kubernetes.client.ApiClient | None, config: Clust
                 ("executor_rbac", Scope.SITE),
             )
         ]
-    core = kubernetes.client.CoreV1Api(api_client)
+    core_api = kubernetes.client.CoreV1Api(api_client)
 
     def api_version() -> tuple[bool, str]:
         version = _read(
@@ -128,7 +128,7 @@ def cluster_probes(api_client: kubernetes.client.ApiClient | None, config: Clust
         return True, f"reachable, Kubernetes {version.get('gitVersion', '?')}"
 
     def list_nodes() -> list[dict[str, Any]]:
-        return _read(core.list_node(_preload_content=False, _request_timeout=request_timeout))["items"]
+        return _read(core_api.list_node(_preload_content=False, _request_timeout=request_timeout))["items"]
 
     def nodes_ready() -> tuple[bool, str]:
         nodes = list_nodes()
@@ -158,11 +158,11 @@ def cluster_probes(api_client: kubernetes.client.ApiClient | None, config: Clust
         return True, f"{len(gpu)} GPU node(s) Ready, {total} allocatable {GPU_RESOURCE}"
 
     def device_plugin() -> tuple[bool, str]:
-        apps = kubernetes.client.AppsV1Api(api_client)
+        apps_api = kubernetes.client.AppsV1Api(api_client)
         where = f"DaemonSet {config.device_plugin_namespace}/{config.device_plugin_name}"
         try:
             daemonset = _read(
-                apps.read_namespaced_daemon_set(
+                apps_api.read_namespaced_daemon_set(
                     config.device_plugin_name,
                     config.device_plugin_namespace,
                     _preload_content=False,
@@ -183,8 +183,10 @@ def cluster_probes(api_client: kubernetes.client.ApiClient | None, config: Clust
         return True, f"{where}: {available} of {desired} pod(s) available"
 
     def storage_class() -> tuple[bool, str]:
-        storage = kubernetes.client.StorageV1Api(api_client)
-        classes = _read(storage.list_storage_class(_preload_content=False, _request_timeout=request_timeout))
+        storage_api = kubernetes.client.StorageV1Api(api_client)
+        classes = _read(
+            storage_api.list_storage_class(_preload_content=False, _request_timeout=request_timeout)
+        )
         defaults = [
             c["metadata"]["name"]
             for c in classes["items"]
@@ -200,7 +202,7 @@ def cluster_probes(api_client: kubernetes.client.ApiClient | None, config: Clust
     def namespace() -> tuple[bool, str]:
         try:
             ns = _read(
-                core.read_namespace(
+                core_api.read_namespace(
                     config.namespace, _preload_content=False, _request_timeout=request_timeout
                 )
             )
@@ -212,7 +214,7 @@ def cluster_probes(api_client: kubernetes.client.ApiClient | None, config: Clust
         return phase == "Active", f"namespace {config.namespace} {phase}"
 
     def rbac() -> tuple[bool, str]:
-        auth = kubernetes.client.AuthorizationV1Api(api_client)
+        authorization_api = kubernetes.client.AuthorizationV1Api(api_client)
         denied = []
         for access in config.access:
             body = {
@@ -229,7 +231,7 @@ def cluster_probes(api_client: kubernetes.client.ApiClient | None, config: Clust
                 },
             }
             review = _read(
-                auth.create_self_subject_access_review(
+                authorization_api.create_self_subject_access_review(
                     body, _preload_content=False, _request_timeout=request_timeout
                 )
             )

@@ -160,9 +160,19 @@ def test_namespace_config_maps_and_secrets_equal_the_dagster_config():
         assert {
             d["metadata"].get("namespace")
             for d in docs
-            if d["kind"]
-            not in ("Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass", "DaemonSet")
+            if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass")
+            and d["metadata"].get("namespace") != "kube-system"
         } == {namespace}
+        # kube-system holds only the NVIDIA device plugin and the run worker's read of its status.
+        assert {
+            (d["kind"], d["metadata"]["name"])
+            for d in docs
+            if d["metadata"].get("namespace") == "kube-system"
+        } == {
+            ("DaemonSet", "nvidia-device-plugin"),
+            ("Role", "astromined-run-worker-device-plugin"),
+            ("RoleBinding", "astromined-run-worker-device-plugin"),
+        }
         for config_map in EXECUTOR["env_config_maps"]:
             named(docs, "ConfigMap", config_map)
     launcher = INSTANCE["run_launcher"]["config"]

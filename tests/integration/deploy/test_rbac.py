@@ -30,8 +30,17 @@ API_CALLS: dict[str, tuple[str, str, tuple[str, ...], bool]] = {
     "read_node": ("", "nodes", ("get",), True),
     "list_pod_for_all_namespaces": ("", "pods", ("list", "watch"), True),
     "read_namespace": ("", "namespaces", ("get",), True),
+    # astromined/readiness/kube.py (the cluster readiness assets run as the run worker's account).
+    "read_namespaced_daemon_set": ("apps", "daemonsets", ("get",), False),
+    "list_storage_class": ("storage.k8s.io", "storageclasses", ("list",), True),
+    "create_self_subject_access_review": (
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        ("create",),
+        True,
+    ),
 }
-CALL = re.compile(r"\b(?:core|batch|apps|authorization|rbac|custom_objects)_api\.(\w+)")
+CALL = re.compile(r"\b(?:core|batch|apps|authorization|storage|rbac|custom_objects)_api\.(\w+)")
 PACKAGE = Path(dagster_k8s.__file__).parent
 
 
@@ -48,7 +57,11 @@ def _files(*patterns: str, exclude: tuple[str, ...] = ()) -> list[Path]:
 CODE_OF_ACCOUNT = {
     # The run worker: the placement executor and the dagster-k8s client/step handler it drives.
     "astromined-run": _files(
-        "astromined/placement/*.py", "dagster_k8s/client.py", "dagster_k8s/executor.py", exclude=("/demo.py",)
+        "astromined/placement/*.py",
+        "astromined/readiness/*.py",
+        "dagster_k8s/client.py",
+        "dagster_k8s/executor.py",
+        exclude=("/demo.py",),
     ),
     "astromined-exporter": _files("astromined/monitoring/**/*.py"),
     # Step pods run the asset code, its resources and the library under it (not the executor or simulators).
@@ -56,7 +69,7 @@ CODE_OF_ACCOUNT = {
         "assets/**/*.py",
         "resources/**/*.py",
         "astromined/**/*.py",
-        exclude=("/placement/", "/sim/", "/monitoring/"),
+        exclude=("/placement/", "/sim/", "/monitoring/", "/readiness/"),
     ),
 }
 # Accounts of pods that must never hold a Kubernetes API token.

@@ -100,3 +100,26 @@ def test_gpu_sites_row_ignores_stale_and_unconfigured_readiness():
     row = gpu_sites_row(instance, now=5000.0, max_age_s=900)
     assert row.status is Status.NOT_CONFIGURED
     assert row.detail == "no cluster readiness recorded within 900s (eks-a older)"
+
+
+def test_cluster_probes_run_as_the_run_workers_account_on_prem():
+    """SelfSubjectAccessReview answers for the caller: the probes must run as the account the executor uses
+    (the run launcher's), with its kubeconfig, and never on the cloud cluster."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from assets.readiness import cluster_readiness_assets
+
+    prod = yaml.safe_load(
+        (Path(__file__).resolve().parents[3] / "infra/dagster/dagster-prod.yaml").read_text()
+    )
+    run_account = prod["run_launcher"]["config"]["service_account_name"]
+    for asset in cluster_readiness_assets:
+        tags = asset.op.tags
+        assert tags["astromined/site"] == "onprem"
+        k8s = json.loads(tags["dagster-k8s/config"])
+        assert k8s["pod_spec_config"]["service_account_name"] == run_account
+        mounts = {m["name"]: m["mount_path"] for m in k8s["container_config"]["volume_mounts"]}
+        assert mounts["kubeconfig"] == "/var/run/secrets/astromined/kubeconfig"
