@@ -18,7 +18,7 @@ help:
 	@echo "make dev    - the Dagster web UI and daemon on http://127.0.0.1:3000 (local)"
 	@echo "make demo-k8s - the whole graph through the multi-cluster executor on two simulated clusters"
 	@echo "make exporter - pipeline metrics for Prometheus on http://127.0.0.1:9464/metrics (local)"
-	@echo "make dashboards - regenerate the Grafana dashboards in infra/monitoring/dashboards/ (commit them)"
+	@echo "make dashboards - regenerate the Grafana dashboards and their Kubernetes manifests (commit them)"
 	@echo "make reliability - run every fault-injection/tamper/bad-input case; rewrite docs/reliability.md"
 	@echo "make lint | unit | integration | e2e | clean"
 
@@ -51,6 +51,8 @@ exporter: $(VENV)/.installed
 # Grafana dashboards as code (astromined/monitoring/dashboards/); a test fails if the JSON is stale.
 dashboards: $(VENV)/.installed
 	$(BIN)/python -m astromined.monitoring.dashboards
+	# The Kubernetes PrometheusRule and dashboard ConfigMaps embed the rules and dashboards (infra/k8s/base).
+	$(BIN)/python -m astromined.monitoring.kube_manifests
 
 system-tools:
 	bash .ci/ensure-system-tools
