@@ -15,6 +15,11 @@ Variables:
   ASTROMINED_FLEET_PUBLIC_KEY_PATH  the fleet's Ed25519 public key that uplink packages are verified with
                         (default: beside the local signing key; prod: the mounted ConfigMap)
 
+  ASTROMINED_READINESS_CLUSTERS, ASTROMINED_KUBECONFIG, ASTROMINED_PIPELINE_NAMESPACE,
+  ASTROMINED_PROMETHEUS_URL, ASTROMINED_ALERTMANAGER_URL, ASTROMINED_GRAFANA_URL,
+  ASTROMINED_GRAFANA_DATASOURCE_UID, ASTROMINED_GRAFANA_TOKEN_FILE
+                        where the readiness assets probe (resources/readiness.py); unset: not configured
+
 A bad value raises ``ConfigurationError`` naming the variable; the CLI prints it as one line.
 """
 
@@ -29,6 +34,19 @@ from pathlib import Path
 from astromined.sim.scenarios import PRESETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# Handed as they are to ReadinessResource.from_environment (resources/readiness.py documents each).
+READINESS_VARIABLES = (
+    "ASTROMINED_READINESS_CLUSTERS",
+    "ASTROMINED_KUBECONFIG",
+    "ASTROMINED_PIPELINE_NAMESPACE",
+    "ASTROMINED_PROMETHEUS_URL",
+    "ASTROMINED_ALERTMANAGER_URL",
+    "ASTROMINED_GRAFANA_URL",
+    "ASTROMINED_GRAFANA_DATASOURCE_UID",
+    "ASTROMINED_GRAFANA_TOKEN_FILE",
+)
 
 
 class Environment(StrEnum):
@@ -64,6 +82,7 @@ class Settings:
     drift: str = "none"  # a key of astromined.sim.scenarios.PRESETS
     s3_endpoint_url: str | None = None  # None: AWS S3 (boto3's own endpoint resolution)
     fleet_public_key_override: Path | None = None  # None: the environment's default (resources/signing.py)
+    readiness_env: tuple[tuple[str, str], ...] = ()  # the READINESS_VARIABLES that are set
 
     @property
     def dagster_home(self) -> Path:
@@ -162,4 +181,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         drift=drift,
         s3_endpoint_url=endpoint,
         fleet_public_key_override=Path(fleet_key) if fleet_key else None,
+        readiness_env=tuple((name, env[name]) for name in READINESS_VARIABLES if env.get(name)),
     )

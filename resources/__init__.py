@@ -36,7 +36,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             ),
             "compute": ComputeResource(),
             # Local mode: no cluster or monitoring URL unless set in the environment ("not configured").
-            "readiness": ReadinessResource.from_environment(),
+            "readiness": ReadinessResource.from_environment(dict(settings.readiness_env)),
             # Alertmanager and the Dagster UI on loopback, at their usual local ports.
             "alertmanager": AlertmanagerResource(),
             "signing_key": UplinkSigningKeyResource(
@@ -59,7 +59,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "compute": ComputeResource(),
         # Clusters and monitoring URLs from the deployment's environment (resources/readiness.py).
-        "readiness": ReadinessResource.from_environment(),
+        "readiness": ReadinessResource.from_environment(dict(settings.readiness_env)),
         "alertmanager": AlertmanagerResource(
             url=dg.EnvVar("ASTROMINED_ALERTMANAGER_URL"),
             dagster_ui_url=dg.EnvVar("ASTROMINED_DAGSTER_UI_URL"),

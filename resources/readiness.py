@@ -1,7 +1,8 @@
 """Where the readiness assets look: the Kubernetes clusters (one kubeconfig context each), the monitoring
 stack's URLs and the probe timeout. Unset means "not configured" (reported as such, never as a failure).
 
-Production reads it from the deployment's environment (``ReadinessResource.from_environment``):
+Production takes it from the deployment's environment, read by astromined/environment.py (the one place
+that reads variables) and handed to ``ReadinessResource.from_environment``:
 
 - ``ASTROMINED_READINESS_CLUSTERS``: JSON ``{"eks-a": {"in_cluster": true}, "eks": {}}``; per context
   optionally ``namespace``, ``in_cluster``, ``expect_gpus``, ``gpu_node_selector``,
@@ -14,7 +15,6 @@ Production reads it from the deployment's environment (``ReadinessResource.from_
 """
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,7 @@ class ReadinessResource(dg.ConfigurableResource):
     probe_timeout_s: float = DEFAULT_PROBE_TIMEOUT_S
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "ReadinessResource":
-        env = os.environ if environ is None else environ
+    def from_environment(cls, env: Mapping[str, str]) -> "ReadinessResource":
         return cls(
             clusters_json=env.get("ASTROMINED_READINESS_CLUSTERS", ""),
             kubeconfig_file=env.get("ASTROMINED_KUBECONFIG", ""),

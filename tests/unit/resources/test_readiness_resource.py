@@ -46,3 +46,23 @@ def test_missing_kubeconfig_context_fails_rows(tmp_path):
     results = run_probes(probes)
     assert configured and {r.status for r in results} == {Status.NOT_READY}
     assert all(r.detail.startswith("no API client for context eks") for r in results)
+
+
+def test_the_variables_come_through_settings_only(tmp_path):
+    """astromined/environment.py reads them (once, lazily); build_resources hands them over."""
+    from astromined.environment import load_settings
+    from resources import build_resources
+
+    environ = {
+        "ASTROMINED_STATE_DIR": str(tmp_path),
+        "ASTROMINED_PROMETHEUS_URL": "http://prometheus:9090",
+        "ASTROMINED_READINESS_CLUSTERS": '{"eks-a": {}}',
+    }
+    for environment in ("local", "prod"):
+        settings = load_settings({**environ, "ASTROMINED_ENV": environment})
+        readiness = build_resources(settings)["readiness"]
+        assert readiness.prometheus_url == "http://prometheus:9090"
+        assert set(readiness.clusters()) == {"eks-a"}
+    assert (
+        build_resources(load_settings({"ASTROMINED_STATE_DIR": str(tmp_path)}))["readiness"].clusters() == {}
+    )
