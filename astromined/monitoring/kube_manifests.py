@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from astromined.monitoring.generated_files import stale_files, write_files
+
 # The package is installed editable from the repository (pip install -e .): infra/ sits next to it.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO_ROOT / "infra" / "monitoring" / "prometheus" / "rules"
@@ -108,22 +110,11 @@ def render_all() -> dict[str, str]:
 
 
 def differences(out_dir: Path = DEFAULT_OUT_DIR) -> list[str]:
-    return [
-        f"{name}: {'missing' if not (out_dir / name).exists() else 'differs from the generator'}"
-        for name, text in render_all().items()
-        if not (out_dir / name).exists() or (out_dir / name).read_text(encoding="utf-8") != text
-    ]
+    return stale_files(render_all(), out_dir)
 
 
 def write_all(out_dir: Path = DEFAULT_OUT_DIR) -> list[Path]:
-    written = []
-    for name, text in render_all().items():
-        path = out_dir / name
-        tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        written.append(path)
-    return written
+    return write_files(render_all(), out_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

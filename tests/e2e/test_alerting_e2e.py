@@ -10,33 +10,15 @@ is overridden: AstrominedPipelineRunsFailing fires on the first scrape that show
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
+from support import monitoring_stack as stack
 
-REPO = Path(__file__).resolve().parents[2]
 JOB_NAME = "ingest_downlinks_e2e"
-
-
-def _load_monitoring_stack():
-    """The monitoring tests' helper module (tests/integration/monitoring_infra/), loaded by path."""
-    if "monitoring_stack" in sys.modules:
-        return sys.modules["monitoring_stack"]
-    path = REPO / "tests" / "integration" / "monitoring_infra" / "monitoring_stack.py"
-    spec = importlib.util.spec_from_file_location("monitoring_stack", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["monitoring_stack"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stack = _load_monitoring_stack()
 
 
 @dg.asset

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 import yaml
-from monitoring_stack import (
+from support.monitoring_stack import (
     ALERTMANAGER_CONFIG,
     alert_rules,
     alertmanager,

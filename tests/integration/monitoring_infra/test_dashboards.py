@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from monitoring_stack import (
+from support.monitoring_stack import (
     DASHBOARDS_DIR,
     known_metric_names,
     metric_names_in,

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 import yaml
-from monitoring_stack import (
+from support.monitoring_stack import (
     PROMETHEUS_CONFIG,
     RULE_TESTS_DIR,
     RULES_DIR,

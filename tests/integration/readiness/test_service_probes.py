@@ -3,9 +3,7 @@ Prometheus and Alertmanager (the binaries the monitoring tests use); Grafana aga
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,26 +12,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from support import monitoring_stack as stack
 from support.services import aws_test_environment, moto_s3_server
 
 from astromined.readiness.result import Status, run_probes
 from astromined.readiness.services import alertmanager_probes, grafana_probes, prometheus_probes, s3_probes
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _load_monitoring_stack():
-    if "monitoring_stack" in sys.modules:
-        return sys.modules["monitoring_stack"]
-    path = REPO / "tests" / "integration" / "monitoring_infra" / "monitoring_stack.py"
-    spec = importlib.util.spec_from_file_location("monitoring_stack", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["monitoring_stack"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-stack = _load_monitoring_stack()
 
 
 def _rows(probes) -> dict:
