@@ -10,7 +10,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from astromined.sim.kube.quantity import QuantityError, is_extended_resource, parse_quantity
+from astromined.sim.kube.quantity import (
+    QuantityError,
+    is_extended_resource,
+    is_whole,
+    parse_quantity,
+    parse_signed_quantity,
+)
 from astromined.sim.kube.selectors import (
     NODE_SELECTOR_OPERATORS,
     SelectorError,
@@ -294,13 +300,13 @@ def _resources(resources: Mapping[str, Any], errors: Invalid, where: str) -> Non
         for resource, value in (resources.get(kind) or {}).items():
             field = f"{where}.{kind}[{resource}]"
             try:
-                quantity = parse_quantity(value)
+                quantity = parse_signed_quantity(value)
             except QuantityError as error:
                 errors.invalid(field, value, str(error))
                 continue
             if quantity < 0:
                 errors.invalid(field, value, "must be greater than or equal to 0")
-            elif is_extended_resource(resource) and quantity.denominator != 1:
+            elif is_extended_resource(resource) and not is_whole(quantity):
                 errors.invalid(field, value, "must be an integer")
             parsed[kind][resource] = quantity
     limits, requests = parsed["limits"], parsed["requests"]

@@ -1,76 +1,44 @@
-"""Kubernetes resource quantities ("500m", "16Gi", "1e3", "2") parsed exactly.
+"""Quantities as the simulated scheduler counts them. Parsing is the product's
+(`astromined.placement.quantities`, the project's one Kubernetes quantity parser), so the placement policy
+and the simulator agree on every request.
 
-The grammar is the one of `k8s.io/apimachinery/pkg/api/resource.Quantity`: a signed decimal number followed by
-a binary-SI suffix (Ki … Ei), a decimal-SI suffix (n, u, m, k, M, G, T, P, E) or a decimal exponent (e3, E-2).
 The scheduler compares CPU in millicores and everything else in whole base units, rounded up, as Kubernetes
-does (`Quantity.MilliValue()` for cpu, `Quantity.Value()` for the rest).
+does (`Quantity.MilliValue()` for cpu, `Quantity.Value()` for the rest). A negative quantity is an error
+here: admission (`objects.admit_pod`) and cluster files (`spec.ClusterSpec`) reject negatives with their own
+messages before anything is counted, as kube-apiserver answers 422 Invalid ("must be greater than or equal
+to 0").
 """
 
-import re
-from fractions import Fraction
-from functools import lru_cache
+from decimal import Decimal
 
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 10**3),
-    "": Fraction(1),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-}
-_QUANTITY = re.compile(
-    r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
-    r"(?P<suffix>[eE][+-]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+from astromined.placement.quantities import (
+    QuantityError,
+    base_units,
+    cpu_millis,
+    parse_quantity,
+    parse_signed_quantity,
 )
 
-
-class QuantityError(ValueError):
-    """A string that is not a Kubernetes quantity."""
-
-
-def parse_quantity(value: str | int | float) -> Fraction:
-    """The exact value of a quantity in base units (cores, bytes, devices)."""
-    if isinstance(value, bool):
-        raise QuantityError(f"not a Kubernetes quantity: {value!r}")
-    if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
-        return Fraction(str(value))
-    if not isinstance(value, str):
-        raise QuantityError(f"not a Kubernetes quantity: {value!r}")
-    return _parse_string(value)
-
-
-@lru_cache(maxsize=8192)
-def _parse_string(value: str) -> Fraction:
-    match = _QUANTITY.match(value.strip())
-    if match is None:
-        raise QuantityError(f"not a Kubernetes quantity: {value!r}")
-    number = Fraction(match["number"])
-    suffix = match["suffix"] or ""
-    if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return number * _DECIMAL[suffix]
-    return number * Fraction(10) ** int(suffix[1:])
-
-
-def _ceil(value: Fraction) -> int:
-    return -((-value.numerator) // value.denominator)
+__all__ = [
+    "QuantityError",
+    "format_units",
+    "is_extended_resource",
+    "is_whole",
+    "parse_quantity",
+    "parse_signed_quantity",
+    "to_units",
+]
 
 
 def to_units(resource: str, value: str | int | float) -> int:
-    """A quantity as the integer the scheduler adds up: millicores for cpu, base units rounded up
-    otherwise."""
-    quantity = parse_quantity(value)
-    if resource == "cpu":
-        return _ceil(quantity * 1000)
-    return _ceil(quantity)
+    """A non-negative quantity as the integer the scheduler adds up: millicores for cpu, base units rounded
+    up otherwise. Raises `QuantityError` for a negative or malformed one."""
+    return cpu_millis(value) if resource == "cpu" else base_units(value)
+
+
+def is_whole(quantity: Decimal) -> bool:
+    """Whether a parsed quantity is a whole number of units."""
+    return quantity.as_integer_ratio()[1] == 1
 
 
 def format_units(resource: str, units: int) -> str:

@@ -199,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         if api.down:
             self.close_connection = True
             return
-        latency = api.cluster.api_latency
+        latency = api.cluster.faults.api_latency
         if latency:
             time.sleep(latency)
         body = self._read_body()
@@ -278,7 +278,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.rstrip("/") == ACCESS_REVIEWS:
             if method != "POST":
                 raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on {path}")
-            return 201, "application/json", cluster.api_access_review(body)
+            return 201, "application/json", cluster.rest.access_review(body)
         match = _NAMESPACED.match(path)
         if match and not path.startswith(_GROUP_OF[match["resource"]] + "/"):
             match = None
@@ -298,29 +298,29 @@ class _Handler(BaseHTTPRequestHandler):
             return (
                 200,
                 "application/json",
-                cluster.api_watch(resource, namespace, query, lambda: not api.down),
+                cluster.rest.watch(resource, namespace, query, lambda: not api.down),
             )
         if method == "GET" and name is None:
-            return 200, "application/json", cluster.api_list(resource, namespace, query)
+            return 200, "application/json", cluster.rest.list_objects(resource, namespace, query)
         if method == "POST" and name is None:
             if resource in ("daemonsets", "storageclasses"):
                 raise ApiError(405, "MethodNotAllowed", f"the simulator does not allow creating {resource}")
             if namespace is None and resource in ("pods", "jobs", "events"):
                 raise ApiError(405, "MethodNotAllowed", f"create {resource} needs a namespace in the path")
-            created = cluster.api_create(resource, namespace, body)
+            created = cluster.rest.create_object(resource, namespace, body)
             return 201, "application/json", created
         if name is not None and namespace is None and resource in ("pods", "jobs", "events", "daemonsets"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if method == "GET" and sub == "log":
-            return 200, "text/plain", cluster.api_log(namespace or "", name or "", query)
+            return 200, "text/plain", cluster.rest.log(namespace or "", name or "", query)
         if method == "GET" and name is not None:
-            return 200, "application/json", cluster.api_get(resource, namespace, name)
+            return 200, "application/json", cluster.rest.get_object(resource, namespace, name)
         if method == "DELETE" and name is not None and sub is None:
             options = dict(body or {})
             for key in ("propagationPolicy", "gracePeriodSeconds", "orphanDependents"):
                 if key in query:
                     options[key] = query[key]
-            return 200, "application/json", cluster.api_delete(resource, namespace, name, options)
+            return 200, "application/json", cluster.rest.delete_object(resource, namespace, name, options)
         raise ApiError(405, "MethodNotAllowed", f"the simulator does not support {method} on {path}")
 
     def _static(self, path: str) -> Any:

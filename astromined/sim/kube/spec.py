@@ -30,7 +30,13 @@ from typing import Any
 
 import yaml
 
-from astromined.sim.kube.quantity import QuantityError, is_extended_resource, parse_quantity
+from astromined.sim.kube.quantity import (
+    QuantityError,
+    is_extended_resource,
+    is_whole,
+    parse_quantity,
+    parse_signed_quantity,
+)
 from astromined.sim.kube.selectors import SelectorError, validate_label_key, validate_label_value
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
@@ -233,12 +239,12 @@ def _resources(raw: Any, where: str, *, required: bool) -> dict[str, str]:
     resources = {}
     for resource, value in raw.items():
         try:
-            quantity = parse_quantity(value)
+            quantity = parse_signed_quantity(value)
         except QuantityError as error:
             raise ClusterSpecError(f"{where}.{resource}: {error}") from None
         if quantity < 0:
             raise ClusterSpecError(f"{where}.{resource}: must not be negative, got {value!r}")
-        if (is_extended_resource(str(resource)) or resource == "pods") and quantity.denominator != 1:
+        if (is_extended_resource(str(resource)) or resource == "pods") and not is_whole(quantity):
             raise ClusterSpecError(f"{where}.{resource}: must be a whole number, got {value!r}")
         resources[str(resource)] = str(value)
     if required:

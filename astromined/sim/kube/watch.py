@@ -1,10 +1,10 @@
 """``?watch=true`` on list paths: a stream of ``{"type": ..., "object": ...}`` lines, as kube-apiserver sends.
 
-The cluster keeps a bounded log of changes (resourceVersion, kind, key, and for deletions the last state of
-the object). A watch starting from a resourceVersion replays the log after it and then follows it; one
-starting without a resourceVersion (or "0") first sends every matching object as ADDED. A resourceVersion
-older than the log answers one ERROR event with a 410 ``Expired`` Status, as kube-apiserver does ("too old
-resource version"); clients then list again.
+The object store (`astromined.sim.kube.store`) keeps a bounded log of changes (resourceVersion, kind, key,
+and for deletions the last state of the object). A watch starting from a resourceVersion replays the log
+after it and then follows it; one starting without a resourceVersion (or "0") first sends every matching
+object as ADDED. A resourceVersion older than the log answers one ERROR event with a 410 ``Expired``
+Status, as kube-apiserver does ("too old resource version"); clients then list again.
 
 Two simplifications, both invisible to an informer:
 - several changes of one object between two reads of the log arrive as one event carrying the latest state
@@ -37,7 +37,7 @@ from astromined.sim.kube.selectors import (
 )
 
 if TYPE_CHECKING:
-    from astromined.sim.kube.cluster import Key, SimulatedCluster
+    from astromined.sim.kube.store import Key, ObjectStore
 
 DEFAULT_TIMEOUT_S = 1800.0
 # How long a watch waits for the next change before it looks at its deadline and the API switch again.
@@ -124,12 +124,12 @@ class WatchStream:
 
     def __init__(
         self,
-        cluster: "SimulatedCluster",
+        store: "ObjectStore",
         request: WatchRequest,
         bookmark_interval_s: float,
         is_open: Callable[[], bool],
     ):
-        self._cluster = cluster
+        self._store = store
         self._request = request
         self._bookmark_interval_s = bookmark_interval_s
         self._is_open = is_open
@@ -142,20 +142,20 @@ class WatchStream:
 
     def _start(self) -> tuple[int, bytes]:
         """The starting cursor and the first batch (the current state, or an ERROR 410)."""
-        cluster, request = self._cluster, self._request
-        with cluster.lock:
+        store, request = self._store, self._request
+        with store.lock:
             if request.resource_version is None:
                 lines = []
-                for key in cluster.watch_keys(request.kind):
+                for key in store.watch_keys(request.kind):
                     if not request.in_scope(request.kind, key):
                         continue
-                    obj = cluster.watch_object(request.kind, key)
+                    obj = store.watch_object(request.kind, key)
                     if obj is not None and request.matches(obj):
                         self._sent.add(key)
-                        lines.append(event_line("ADDED", cluster.watch_json(request.kind, key)))
-                return cluster.resource_version, b"".join(lines)
+                        lines.append(event_line("ADDED", store.watch_json(request.kind, key)))
+                return store.resource_version, b"".join(lines)
             try:
-                changes = cluster.changes_after(request.resource_version)
+                changes = store.changes_after(request.resource_version)
             except ResourceVersionExpired as error:
                 self._deadline = 0.0  # the stream ends after the error
                 return request.resource_version, expired_line(error)
@@ -165,8 +165,8 @@ class WatchStream:
                     first_change_created.setdefault(change.key, change.created)
             self._maybe_known = {key for key, created in first_change_created.items() if not created}
             # Objects unchanged since the requested version are known to the client if they match now.
-            for key in cluster.watch_keys(request.kind):
-                obj = cluster.watch_object(request.kind, key)
+            for key in store.watch_keys(request.kind):
+                obj = store.watch_object(request.kind, key)
                 if (
                     obj is not None
                     and request.in_scope(request.kind, key)
@@ -188,17 +188,17 @@ class WatchStream:
         now = time.monotonic()
         if now >= self._deadline or not self._is_open():
             raise StopIteration
-        cluster = self._cluster
-        cluster.wait_for_change(self._cursor, min(POLL_S, self._deadline - now))
-        with cluster.lock:
+        store = self._store
+        store.wait_for_change(self._cursor, min(POLL_S, self._deadline - now))
+        with store.lock:
             try:
-                changes = cluster.changes_after(self._cursor)
+                changes = store.changes_after(self._cursor)
             except ResourceVersionExpired as error:
                 # This watch fell behind the log (it was not read for a long time): end it like the API does.
                 self._deadline = 0.0
                 return expired_line(error)
             lines = [line for change in changes if (line := self._line(change))]
-            self._cursor = cluster.resource_version
+            self._cursor = store.resource_version
         if lines:
             self._last_sent = time.monotonic()
             return b"".join(lines)
@@ -210,7 +210,7 @@ class WatchStream:
     def _line(self, change: Change) -> bytes | None:
         """The event for one change, or None (out of scope, superseded by a later change, or not the
         watch's business)."""
-        request, cluster = self._request, self._cluster
+        request, store = self._request, self._store
         if not request.in_scope(change.kind, change.key):
             return None
         key = change.key
@@ -222,22 +222,22 @@ class WatchStream:
             self._sent.discard(key)
             removed = {**change.removed, "metadata": dict(change.removed["metadata"])}
             removed["metadata"]["resourceVersion"] = str(change.resource_version)
-            return event_line("DELETED", cluster.watch_json_of(change.kind, removed))
-        obj = cluster.watch_object(change.kind, key)
+            return event_line("DELETED", store.watch_json_of(change.kind, removed))
+        obj = store.watch_object(change.kind, key)
         if obj is None or int(obj["metadata"]["resourceVersion"]) != change.resource_version:
             if known:
                 self._maybe_known.add(key)  # still undecided: the later change decides
             return None  # changed again or deleted later: that later change sends it
         if request.matches(obj):
             self._sent.add(key)
-            return event_line("MODIFIED" if known else "ADDED", cluster.watch_json(change.kind, key))
+            return event_line("MODIFIED" if known else "ADDED", store.watch_json(change.kind, key))
         if known:
             self._sent.discard(key)
-            return event_line("DELETED", cluster.watch_json(change.kind, key))
+            return event_line("DELETED", store.watch_json(change.kind, key))
         return None
 
     def _bookmark(self) -> bytes:
-        info = self._cluster.kind_info(self._request.kind)
+        info = self._store.kind_info(self._request.kind)
         body = {
             "kind": info.kind,
             "apiVersion": info.api_version,
@@ -247,7 +247,7 @@ class WatchStream:
 
 
 class ChangeLog:
-    """The bounded change log and the condition watches wait on. Appends happen under the cluster lock;
+    """The bounded change log and the condition watches wait on. Appends happen under the store lock;
     waiting does not hold it (a watch waits for ``resource_version > cursor`` under its own condition, so a
     change made between a watch's read of the log and its wait is not missed)."""
 
