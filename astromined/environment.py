@@ -6,10 +6,11 @@ environment-dependent (resources, executor, instance) is built from the ``Settin
 Variables:
   ASTROMINED_ENV        local (default) | prod
   ASTROMINED_STATE_DIR  where local state lives (default: <repo>/.state)
-  ASTROMINED_SCALE      tiny | default | benchmark: the simulated fleet's size (local only)
+  ASTROMINED_SCALE      tiny | default | benchmark: the simulated fleet's size, a key of
+                        astromined.fleet_presets.SCALES (local only)
   ASTROMINED_SEED       the simulator's seed (default 42)
-  ASTROMINED_DRIFT      none (default) | demo: the simulator's drift scenarios, a preset of
-                        astromined.sim.scenarios.PRESETS (local only; see docs/simulator.md)
+  ASTROMINED_DRIFT      none (default) | demo: the simulator's drift scenarios, a key of
+                        astromined.fleet_presets.DRIFT_PRESETS (local only; see docs/simulator.md)
   ASTROMINED_S3_ENDPOINT_URL  the S3 endpoint of the lake and landing zone (prod; unset: AWS S3 itself,
                         set: an S3-compatible on-prem object store such as MinIO or Ceph RGW)
   ASTROMINED_FLEET_PUBLIC_KEY_PATH  the fleet's Ed25519 public key that uplink packages are verified with
@@ -31,7 +32,7 @@ import subprocess
 from enum import StrEnum
 from pathlib import Path
 
-from astromined.sim.scenarios import PRESETS
+from astromined.fleet_presets import DRIFT_PRESETS, SCALES, Scale
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,31 +56,12 @@ class Environment(StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
-class Scale:
-    """How much the simulated fleet downlinks per day."""
-
-    name: str
-    observations_per_satellite: int
-    population_size: int
-
-
-SCALES: dict[str, Scale] = {
-    # Enough to train a real model in seconds: for tests and the CLI smoke path.
-    "tiny": Scale("tiny", observations_per_satellite=12, population_size=4_000),
-    # `make run`: ~20,000 packets (2 MB) a day across 500 satellites.
-    "default": Scale("default", observations_per_satellite=40, population_size=20_000),
-    # ≥ 1 GB of downlink for one day (10.5 M packets), for benchmarks.
-    "benchmark": Scale("benchmark", observations_per_satellite=21_000, population_size=200_000),
-}
-
-
-@dataclasses.dataclass(frozen=True)
 class Settings:
     environment: Environment
     state_dir: Path
     scale: Scale
     seed: int
-    drift: str = "none"  # a key of astromined.sim.scenarios.PRESETS
+    drift: str = "none"  # a key of astromined.fleet_presets.DRIFT_PRESETS
     s3_endpoint_url: str | None = None  # None: AWS S3 (boto3's own endpoint resolution)
     fleet_public_key_override: Path | None = None  # None: the environment's default (resources/signing.py)
     readiness_env: tuple[tuple[str, str], ...] = ()  # the READINESS_VARIABLES that are set
@@ -163,8 +145,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if not 0 <= seed < 2**32:
         raise ConfigurationError(f"ASTROMINED_SEED={raw_seed!r} must be between 0 and 4294967295")
     drift = env.get("ASTROMINED_DRIFT", "none")
-    if drift not in PRESETS:
-        raise ConfigurationError(f"ASTROMINED_DRIFT={drift!r} is not one of: {', '.join(PRESETS)}")
+    if drift not in DRIFT_PRESETS:
+        raise ConfigurationError(f"ASTROMINED_DRIFT={drift!r} is not one of: {', '.join(DRIFT_PRESETS)}")
     raw_state_dir = env.get("ASTROMINED_STATE_DIR") or str(REPO_ROOT / ".state")
     state_dir = Path(raw_state_dir).expanduser().resolve()
     endpoint = env.get("ASTROMINED_S3_ENDPOINT_URL") or None

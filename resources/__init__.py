@@ -3,11 +3,11 @@
 import dagster as dg
 
 from astromined.environment import Environment, Settings
-from astromined.sim.scenarios import PRESETS
+from astromined.fleet_presets import drift_preset_json
 from resources.alerting import AlertmanagerResource
 from resources.compute import ComputeResource
 from resources.lake import LakeResource, LocalLakeResource, S3LakeResource
-from resources.landing_zone import LandingZoneResource, S3LandingZoneResource, SimulatedLandingZoneResource
+from resources.landing_zone import LandingZoneResource, S3LandingZoneResource
 from resources.readiness import ReadinessResource
 from resources.signing import PROD_SIGNING_KEY_PATH, UplinkSigningKeyResource, fleet_public_key_path
 
@@ -25,6 +25,10 @@ __all__ = [
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.environment is Environment.LOCAL:
+        # Imported here, not at the top: only the local environment loads the fleet simulator; importing
+        # the code location, and every production run, never does (tests/unit/test_import_contract.py).
+        from resources.simulated_landing_zone import SimulatedLandingZoneResource
+
         return {
             "lake": LocalLakeResource(root=str(settings.lake_root)),
             "landing_zone": SimulatedLandingZoneResource(
@@ -32,7 +36,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
                 seed=settings.seed,
                 observations_per_satellite=settings.scale.observations_per_satellite,
                 population_size=settings.scale.population_size,
-                scenarios_json=PRESETS[settings.drift].to_json(),
+                scenarios_json=drift_preset_json(settings.drift),
             ),
             "compute": ComputeResource(),
             # Local mode: no cluster or monitoring URL unless set in the environment ("not configured").

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from astromined.sim.instrument import nominal_response
 from astromined.sim.population import Population
 from astromined.sim.scenarios import NOMINAL, Effects, Scenarios
 from astromined.telemetry import packet_format as fmt
+from astromined.telemetry.downlink_files import downlink_file_name
 from astromined.telemetry.encode import encode_packets
 
 
@@ -46,30 +46,6 @@ class Downlink:
     file_name: str
     received_at: dt.datetime
     data: bytes
-
-
-def downlink_file_name(satellite_id: int, received_at: dt.datetime) -> str:
-    return f"sat-{satellite_id:03d}_{received_at:%Y%m%dT%H%M%SZ}.ccsds"
-
-
-_DOWNLINK_FILE_NAME = re.compile(r"sat-(?P<satellite>[0-9]{3})_(?P<received>[0-9]{8}T[0-9]{6}Z)\.ccsds")
-
-
-def parse_downlink_file_name(name: str) -> tuple[int, dt.datetime]:
-    """Inverse of downlink_file_name; raises ValueError naming the file when it does not match."""
-    base = name.rsplit("/", 1)[-1]
-    try:
-        # Exact digit counts: int() and strptime() alone would also take "sat--7", "sat- 7" or "2031518T...".
-        match = _DOWNLINK_FILE_NAME.fullmatch(base)
-        if match is None:
-            raise ValueError
-        satellite_id = int(match["satellite"])
-        received_at = dt.datetime.strptime(match["received"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-    except ValueError as exc:
-        raise ValueError(
-            f"downlink file name {name!r} does not match 'sat-NNN_YYYYMMDDTHHMMSSZ.ccsds'"
-        ) from exc
-    return satellite_id, received_at
 
 
 def _day_start(day: dt.date) -> float:

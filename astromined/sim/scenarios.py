@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from astromined import fleet
+from astromined.fleet_presets import DRIFT_PRESETS, drift_preset_json
 from astromined.taxonomy import COMPLEXES
 from astromined.telemetry.packet_format import BAND_WAVELENGTHS_UM, N_BANDS
 
@@ -431,29 +432,7 @@ def _from_dict(index: int, entry: Any) -> Scenario:
 
 # --- presets -------------------------------------------------------------------------------------------
 
-# March 2025: clean until the 5th (a reference window), then one of each scenario.
-DEMO_DRIFT = Scenarios(
-    (
-        CorruptionBurst(
-            satellites=(31, 32, 33, 34, 35),
-            start=dt.date(2025, 3, 6),
-            end=dt.date(2025, 3, 7),
-            bit_flip_rate=0.05,
-            truncated_file_rate=1.0,
-            duplicate_rate=0.10,
-            garbage_bytes=1_500,
-        ),
-        GainDrift(
-            satellites=(7, 123, 256, 389),
-            start=dt.date(2025, 3, 10),
-            end=dt.date(2025, 3, 20),
-            rate_per_day=0.02,
-        ),
-        CompositionShift(
-            sectors=(12, 13), start=dt.date(2025, 3, 12), end=dt.date(2025, 3, 18), complex="M", weight=8.0
-        ),
-        CalibrationStep(satellites=None, start=dt.date(2025, 3, 22), end=None, ir_factor=0.93),
-    )
-)
-
-PRESETS: dict[str, Scenarios] = {"none": Scenarios(), "demo": DEMO_DRIFT}
+# The presets are plain data in astromined.fleet_presets (the environment and resources choose one without
+# loading the simulator); here they are parsed and validated, so a bad preset fails on import.
+PRESETS: dict[str, Scenarios] = {name: Scenarios.from_json(drift_preset_json(name)) for name in DRIFT_PRESETS}
+DEMO_DRIFT = PRESETS["demo"]

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from astromined.sim.downlink import parse_downlink_file_name
 from astromined.telemetry import kernels
 from astromined.telemetry import packet_format as fmt
 from astromined.telemetry.decode import (
@@ -38,6 +37,7 @@ from astromined.telemetry.decode import (
     quarantine_frame,
     reflectance_columns,
 )
+from astromined.telemetry.downlink_files import parse_downlink_file_name
 
 UNRECOGNIZED_FILE = "unrecognized_file"
 EMPTY_FILE = "empty_file"

@@ -16,7 +16,8 @@ from resources import (
     UplinkSigningKeyResource,
 )
 from resources.lake import LocalLakeResource, S3LakeResource
-from resources.landing_zone import S3LandingZoneResource, SimulatedLandingZoneResource
+from resources.landing_zone import S3LandingZoneResource
+from resources.simulated_landing_zone import SimulatedLandingZoneResource
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from astromined.environment import SCALES, ConfigurationError, Environment, load_settings
+from astromined.environment import ConfigurationError, Environment, load_settings
+from astromined.fleet_presets import SCALES
 
 
 def test_defaults_are_local_default_scale_in_repo_state_dir():

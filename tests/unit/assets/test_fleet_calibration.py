@@ -17,11 +17,8 @@ from astromined.sim.population import generate_population
 from astromined.storage import LocalBlobStore, read_parquet, write_parquet
 from astromined.telemetry.ingest import ingest_day
 from resources.lake import LocalLakeResource
-from resources.landing_zone import (
-    LandingZoneMissingError,
-    LocalLandingZoneResource,
-    SimulatedLandingZoneResource,
-)
+from resources.landing_zone import LandingZoneMissingError, LocalLandingZoneResource
+from resources.simulated_landing_zone import SimulatedLandingZoneResource
 
 SEED = 9
 DAY = dt.date(2031, 5, 17)

@@ -14,7 +14,7 @@ from astromined.sim.downlink import simulate_satellite_day
 from astromined.sim.population import generate_population
 from astromined.sim.scenarios import DEMO_DRIFT, Scenarios
 from resources import build_resources
-from resources.landing_zone import SimulatedLandingZoneResource
+from resources.simulated_landing_zone import SimulatedLandingZoneResource
 
 
 def test_landing_zone_passes_scenarios_and_regenerates_only_affected_days(tmp_path) -> None:

@@ -9,9 +9,10 @@ import re
 import pandas as pd
 import pytest
 
-from astromined.sim.downlink import Downlink, LinkConditions, downlink_file_name, simulate_satellite_day
+from astromined.sim.downlink import Downlink, LinkConditions, simulate_satellite_day
 from astromined.sim.population import generate_population
 from astromined.telemetry.decode import QUARANTINE_COLUMNS
+from astromined.telemetry.downlink_files import downlink_file_name
 from astromined.telemetry.ingest import (
     EMPTY_FILE,
     UNRECOGNIZED_FILE,

@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from astromined.sim.downlink import downlink_file_name, parse_downlink_file_name
 from astromined.telemetry import packet_format as fmt
 from astromined.telemetry.decode import QuarantineReason, validate_packets
+from astromined.telemetry.downlink_files import downlink_file_name, parse_downlink_file_name
 from astromined.telemetry.encode import encode_packets
 from astromined.telemetry.ingest import EMPTY_FILE, UNRECOGNIZED_FILE, DayIngest, day_window, ingest_day
 

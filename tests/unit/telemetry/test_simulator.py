@@ -12,16 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from astromined import fleet
-from astromined.sim.downlink import (
-    LinkConditions,
-    downlink_file_name,
-    parse_downlink_file_name,
-    simulate_satellite_day,
-)
+from astromined.sim.downlink import LinkConditions, simulate_satellite_day
 from astromined.sim.population import LABELLED_FRACTION, generate_population, survey_catalog
 from astromined.taxonomy import COMPLEXES
 from astromined.telemetry import packet_format as fmt
 from astromined.telemetry.decode import decode_file
+from astromined.telemetry.downlink_files import downlink_file_name, parse_downlink_file_name
 from astromined.telemetry.ingest import day_window
 
 N_ASTEROIDS = 2_000
