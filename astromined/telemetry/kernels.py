@@ -1,40 +1,33 @@
 """Compiled kernels (numba) for the ingest hot path: one pass per packet instead of ~100 numpy passes.
 
 The numpy implementations stay the specification: ``packet_format.crc16_ccitt`` (CRC),
-``decode.frame_packets_reference`` (framing), ``decode.validate_packets`` (check codes),
-``decode.observation_columns_reference`` (columns), ``decode.duplicate_mask`` and
+``reference_decode.frame_packets_reference`` (framing), ``reference_decode.validate_packets`` (check
+codes), ``reference_decode.observation_columns_reference`` (columns), ``decode.duplicate_mask`` and
 ``decode.lost_packet_counts``. tests/unit/telemetry/test_kernels.py checks these kernels against them
 with hypothesis, corrupt and out-of-range packets included. What the kernels buy (BENCHMARKS.md): the
 numpy CRC made 49 gather-and-XOR passes over the batch, the column extraction one strided byte-swapping
-copy per field, duplicates and losses two three-key lexsorts; here each stage reads a packet once. The CRC
-runs by carry-less multiplication (PCLMULQDQ, ``_crc16_clmul``) where the CPU has it, by table slicing
-(``_crc16_slicing``) elsewhere; the arrays the hot loops write are laid out so that they do not evict
-each other from the cache (``_StaggeredArena``).
+copy per field, duplicates and losses two three-key lexsorts; here each stage reads a packet once.
 
-Packets are read as ``(n, 25)`` little-endian ``uint32`` words (``packet_words``); a big-endian field of
-the wire format is the byte-swapped word (``_bswap32``) or, for 16-bit fields, two octets of a word.
+Here: the packet checks (``validate``), column extraction (``extract``), framing (``frame``) and one
+satellite's rows (``satellite_rows``: checks, duplicates, losses, latency, columns). Elsewhere: the CRC
+(``crc.py``: table slicing, or carry-less multiplication where the CPU has it), the row buffer whose
+arrays the hot loops write without evicting each other from the cache (``row_buffer.py``), and the cached
+``jit`` decorator with the packets-as-words view (``jit.py``, which says how the disk cache is keyed).
 
-Compiled code is cached on disk (``_jit``), so only the first process after an install pays the
+Compiled code is cached on disk (``jit``), so only the first process after an install pays the
 compilation (~15 s of CPU); later processes load it in ~1 s. ``warm_up`` does either eagerly.
 """
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 
-import llvmlite.binding as llvm
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
 from astromined.telemetry import packet_format as fmt
-
-WORDS_PER_PACKET = fmt.PACKET_SIZE // 4
-assert fmt.PACKET_SIZE % 4 == 0 and fmt.CRC_OFFSET == 4 * (WORDS_PER_PACKET - 1) + 2
+from astromined.telemetry.crc import CRC16_SLICING_16, crc16, crc16_packets, crc_ok_at
+from astromined.telemetry.jit import WORDS_PER_PACKET, bswap32, jit, packet_words, payload_word
+from astromined.telemetry.row_buffer import FLOAT_COLUMNS, SCALAR_FLOAT_FIELDS, RowBuffer
 
 # Check codes, in the order the checks run (the first failing check names the quarantine reason).
 # decode.py maps them to reasons and details and asserts it uses the same order.
@@ -46,15 +39,8 @@ CODE_TIMESTAMP = 4
 CODE_FIRST_RANGE = 5  # then one code per field of VALUE_RANGES, in its order
 
 
-def _payload_word(field: str) -> int:
-    """Index of the 32-bit word of a packet where a payload field starts."""
-    offset = fmt.PACKET_DTYPE.fields["payload"][1] + fmt.PAYLOAD_DTYPE.fields[field][1]
-    assert offset % 4 == 0, field
-    return offset // 4
-
-
 RANGE_FIELDS = list(fmt.VALUE_RANGES)
-_RANGE_FIRST_WORD = np.array([_payload_word(f) for f in RANGE_FIELDS], dtype=np.int64)
+_RANGE_FIRST_WORD = np.array([payload_word(f) for f in RANGE_FIELDS], dtype=np.int64)
 _RANGE_WORDS = np.array([fmt.PAYLOAD_DTYPE.fields[f][0].itemsize // 4 for f in RANGE_FIELDS], dtype=np.int64)
 _RANGE_LOW = np.array([low for low, _ in fmt.VALUE_RANGES.values()], dtype=np.float32)
 _RANGE_HIGH = np.array([high for _, high in fmt.VALUE_RANGES.values()], dtype=np.float32)
@@ -84,223 +70,42 @@ _RANGE_CHECKS = (
     _WORD_LOW, _WORD_HIGH, _WORD_NAN_OK,
 )  # fmt: skip
 
-# The float32 columns of the observation table, in its order: scalar fields, then reflectance bands.
-SCALAR_FLOAT_FIELDS = [
-    name for name in fmt.PAYLOAD_DTYPE.names if name not in ("asteroid_id", "reflectance", "quality_flags")
-]
+
 _FLOAT_COLUMN_WORDS = np.array(
-    [_payload_word(f) for f in SCALAR_FLOAT_FIELDS]
-    + [_payload_word("reflectance") + band for band in range(fmt.N_BANDS)],
+    [payload_word(f) for f in SCALAR_FLOAT_FIELDS]
+    + [payload_word("reflectance") + band for band in range(fmt.N_BANDS)],
     dtype=np.int64,
 )
-_ASTEROID_WORD = _payload_word("asteroid_id")
-_QUALITY_WORD = _payload_word("quality_flags")
+assert len(_FLOAT_COLUMN_WORDS) == FLOAT_COLUMNS
+_ASTEROID_WORD = payload_word("asteroid_id")
+_QUALITY_WORD = payload_word("quality_flags")
 assert fmt.PAYLOAD_DTYPE.fields["asteroid_id"][0] == np.dtype(">u4")
 assert fmt.PACKET_DTYPE.fields["payload"][1] + fmt.PAYLOAD_DTYPE.fields["quality_flags"][1] == 96
 
 
-def crc16_slicing_tables(slices: int = 16) -> np.ndarray:
-    """Tables for CRC-16/CCITT "slicing-by-N": row k is the CRC effect of an octet followed by k zeros.
-
-    With them, 16 octets cost 16 independent lookups XORed together instead of a 16-step chain.
-    """
-    tables = np.zeros((slices, 256), dtype=np.uint16)
-    tables[0] = fmt.CRC16_TABLE
-    for k in range(1, slices):
-        previous = tables[k - 1].astype(np.uint32)
-        tables[k] = ((previous << 8) & 0xFFFF) ^ fmt.CRC16_TABLE[previous >> 8]
-    return tables
-
-
-CRC16_SLICING_16 = crc16_slicing_tables(16)
-
-
-def packet_words(packets: np.ndarray) -> np.ndarray:
-    """A C-contiguous array of packets (PACKET_DTYPE or ``(n, 100)`` uint8) as ``(n, 25)`` '<u4' words."""
-    rows = np.ascontiguousarray(packets).view(np.uint8).reshape(-1, fmt.PACKET_SIZE)
-    return rows.view("<u4")
-
-
-def _jit(function):
-    """``numba.njit`` with the compiled code cached on disk where numba finds a writable place (next to
-    this module, else NUMBA_CACHE_DIR or the user's cache directory); without one (a read-only image),
-    compiled once per process instead of failing at import."""
-    try:
-        return numba.njit(nogil=True, cache=True, boundscheck=False)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(nogil=True, cache=False, boundscheck=False)(function)
-
-
-@_jit
-def _bswap32(word):
-    """The low 32 bits of ``word`` with their octets reversed (LLVM compiles this to one instruction)."""
-    return np.uint32(
-        ((word & 0xFF) << 24) | ((word & 0xFF00) << 8) | ((word >> 8) & 0xFF00) | ((word >> 24) & 0xFF)
-    )
-
-
-@_jit
-def _crc16_slicing(w, tables):
-    """CRC-16/CCITT-FALSE over octets 0..97 of one packet given as 25 little-endian words."""
-    crc = np.uint32(0xFFFF)
-    for j in range(0, WORDS_PER_PACKET - 1, 4):
-        a = np.uint32(w[j])
-        b = np.uint32(w[j + 1])
-        c = np.uint32(w[j + 2])
-        d = np.uint32(w[j + 3])
-        crc = (
-            tables[15, (a ^ (crc >> 8)) & 0xFF]
-            ^ tables[14, ((a >> 8) ^ crc) & 0xFF]
-            ^ tables[13, (a >> 16) & 0xFF]
-            ^ tables[12, a >> 24]
-            ^ tables[11, b & 0xFF]
-            ^ tables[10, (b >> 8) & 0xFF]
-            ^ tables[9, (b >> 16) & 0xFF]
-            ^ tables[8, b >> 24]
-            ^ tables[7, c & 0xFF]
-            ^ tables[6, (c >> 8) & 0xFF]
-            ^ tables[5, (c >> 16) & 0xFF]
-            ^ tables[4, c >> 24]
-            ^ tables[3, d & 0xFF]
-            ^ tables[2, (d >> 8) & 0xFF]
-            ^ tables[1, (d >> 16) & 0xFF]
-            ^ tables[0, d >> 24]
-        )
-    last = np.uint32(w[WORDS_PER_PACKET - 1])  # octets 96, 97 (then the CRC itself in 98, 99)
-    return tables[1, (last ^ (crc >> 8)) & 0xFF] ^ tables[0, ((last >> 8) ^ crc) & 0xFF]
-
-
-# --- CRC by carry-less multiplication ------------------------------------------------------------------
-#
-# The CRC is linear over GF(2) and every packet has the same length, so it need not be a chain of table
-# steps. With the 98 checked octets as M(x) = sum_j C_j(x) x^(784 - 64 (j + 1)) + T(x) (twelve 64-bit
-# big-endian chunks C_j, then the 16-bit tail T) and P(x) the CRC polynomial,
-#     crc = (M(x) x^16 + 0xFFFF x^784) mod P = (R(x) x^16 mod P) ^ INIT,
-#     R(x) = sum_j C_j(x) K_j(x) + T(x),  K_j = x^(784 - 64 (j + 1)) mod P  (16 bits each),
-# where INIT = 0xFFFF x^784 mod P is the initial register's share. Each C_j K_j is one PCLMULQDQ; R has
-# at most 79 bits, and R(x) x^16 mod P is the zero-initialised CRC of R's ten octets: ten independent
-# lookups in the slicing tables. 12 multiplications and 10 lookups instead of 98 lookups.
-
-_CLMUL_CHUNKS = fmt.CRC_OFFSET // 8
-assert fmt.CRC_OFFSET == 8 * _CLMUL_CHUNKS + 2, "the fold below expects 64-bit chunks and a 16-bit tail"
-
-
-def _x_power_mod(exponent: int, polynomial: int = 0x1_1021) -> int:
-    """x**exponent modulo the CRC polynomial (GF(2)), as the bits of a polynomial of degree < 16."""
-    value = 1
-    for _ in range(exponent):
-        value <<= 1
-        if value & 0x1_0000:
-            value ^= polynomial
-    return value
-
-
-_CLMUL_FOLD = np.array(
-    [_x_power_mod(8 * fmt.CRC_OFFSET - 64 * (j + 1)) for j in range(_CLMUL_CHUNKS)], dtype=np.uint64
-)
-_CLMUL_INIT = 0
-for _bit in range(16):  # 0xFFFF x^784 mod P, one set bit at a time
-    _CLMUL_INIT ^= _x_power_mod(8 * fmt.CRC_OFFSET + _bit)
-
-
-def _clmul_supported() -> bool:
-    """PCLMULQDQ exists on the CPU numba compiles for (the host unless NUMBA_CPU_NAME says otherwise)."""
-    if numba.config.DISABLE_JIT or platform.machine().lower() not in ("x86_64", "amd64"):
-        return False  # (without the JIT the kernels run as Python, where the LLVM intrinsic does not exist)
-    if numba.config.CPU_FEATURES is not None:
-        return "+pclmul" in numba.config.CPU_FEATURES.split(",")
-    if numba.config.CPU_NAME not in (None, "host"):
-        return False
-    return bool(llvm.get_host_cpu_features().get("pclmul", False))
-
-
-CLMUL_AVAILABLE = _clmul_supported()
-
-
-@intrinsic
-def _clmul(typingctx, a, b):
-    """The 128-bit carry-less product of two uint64 (``llvm.x86.pclmulqdq``), as (low, high) words."""
-    signature = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
-
-    def codegen(context, builder, signature, args):
-        i32, i64 = ir.IntType(32), ir.IntType(64)
-        vector = ir.VectorType(i64, 2)
-        undefined = ir.Constant(vector, ir.Undefined)
-        left = builder.insert_element(undefined, args[0], ir.Constant(i32, 0))
-        right = builder.insert_element(undefined, args[1], ir.Constant(i32, 0))
-        function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vector, [vector, vector, ir.IntType(8)]), "llvm.x86.pclmulqdq"
-        )
-        product = builder.call(function, [left, right, ir.Constant(ir.IntType(8), 0)])
-        low = builder.extract_element(product, ir.Constant(i32, 0))
-        high = builder.extract_element(product, ir.Constant(i32, 1))
-        return context.make_tuple(builder, signature.return_type, [low, high])
-
-    return signature, codegen
-
-
-@_jit
-def _bswap64(first, second):
-    """Two consecutive little-endian words as the big-endian 64-bit number their eight octets spell."""
-    return (np.uint64(_bswap32(first)) << np.uint64(32)) | np.uint64(_bswap32(second))
-
-
-@_jit
-def _crc16_clmul(w, tables):
-    """``_crc16_slicing`` by carry-less multiplication (see above); only where CLMUL_AVAILABLE."""
-    low = np.uint64(0)
-    high = np.uint64(0)
-    for j in range(_CLMUL_CHUNKS):
-        product_low, product_high = _clmul(
-            _bswap64(np.uint32(w[2 * j]), np.uint32(w[2 * j + 1])), _CLMUL_FOLD[j]
-        )
-        low ^= product_low
-        high ^= product_high
-    low ^= np.uint64(_bswap32(np.uint32(w[WORDS_PER_PACKET - 1])) >> 16)  # the tail: octets 96, 97
-    byte = np.uint64(0xFF)
-    crc = (
-        tables[9, high >> np.uint64(8)]
-        ^ tables[8, high & byte]
-        ^ tables[7, low >> np.uint64(56)]
-        ^ tables[6, (low >> np.uint64(48)) & byte]
-        ^ tables[5, (low >> np.uint64(40)) & byte]
-        ^ tables[4, (low >> np.uint64(32)) & byte]
-        ^ tables[3, (low >> np.uint64(24)) & byte]
-        ^ tables[2, (low >> np.uint64(16)) & byte]
-        ^ tables[1, (low >> np.uint64(8)) & byte]
-        ^ tables[0, low & byte]
-    )
-    return crc ^ np.uint16(_CLMUL_INIT)
-
-
-# The packet checks use the faster one the CPU allows (decided at import; numba's on-disk cache keys its
-# code by CPU too).
-_crc16 = _crc16_clmul if CLMUL_AVAILABLE else _crc16_slicing
-
-
-@_jit
+@jit
 def _all_in_range(w, word_low, word_high, word_nan_ok):
     """Branch-free: every checked payload word inside its field's range (NaN only where allowed)."""
     ok = True
     for j in range(word_low.shape[0]):
-        value = np.uint32(_bswap32(np.uint32(w[_FIRST_CHECKED_WORD + j]))).view(np.float32)
+        value = np.uint32(bswap32(np.uint32(w[_FIRST_CHECKED_WORD + j]))).view(np.float32)
         ok &= ((value >= word_low[j]) & (value <= word_high[j])) | (word_nan_ok[j] & (value != value))
     return ok
 
 
-@_jit
+@jit
 def _first_range_failure(w, range_first_word, range_words, range_low, range_high, range_nan_ok):
     """The check code of the first field (in VALUE_RANGES order) with a value outside its range."""
     for k in range(range_first_word.shape[0]):
         for j in range(range_first_word[k], range_first_word[k] + range_words[k]):
-            value = np.uint32(_bswap32(np.uint32(w[j]))).view(np.float32)
+            value = np.uint32(bswap32(np.uint32(w[j]))).view(np.float32)
             inside = value >= range_low[k] and value <= range_high[k]  # False for NaN
             if not inside and not (range_nan_ok[k] and np.isnan(value)):
                 return CODE_FIRST_RANGE + k
     return CODE_OK
 
 
-@_jit
+@jit
 def _validate(
     words,
     check_window,
@@ -343,13 +148,13 @@ def _validate(
         packet_apid = word0 & 0x07FF
         apid[i] = packet_apid
         sequence_count[i] = word1 & 0x3FFF
-        coarse = _bswap32(((np.uint32(w[1]) >> 16) & 0xFFFF) | ((np.uint32(w[2]) & 0xFFFF) << 16))  # 6..9
-        fine = _bswap32(np.uint32(w[2])) & 0xFFFF  # octets 10..11
+        coarse = bswap32(((np.uint32(w[1]) >> 16) & 0xFFFF) | ((np.uint32(w[2]) & 0xFFFF) << 16))  # 6..9
+        fine = bswap32(np.uint32(w[2])) & 0xFFFF  # octets 10..11
         t = np.float64(np.int64(coarse) - fmt.UNIX_EPOCH_IN_CCSDS_SECONDS) + np.float64(fine) / 65536.0
         times[i] = t
-        stored_crc = _bswap32(np.uint32(w[WORDS_PER_PACKET - 1])) & 0xFFFF
+        stored_crc = bswap32(np.uint32(w[WORDS_PER_PACKET - 1])) & 0xFFFF
         result = CODE_OK
-        if _crc16(w, tables) != stored_crc:
+        if crc16(w, tables) != stored_crc:
             result = CODE_CRC
         elif (word1 >> 14) != fmt.SEQUENCE_FLAGS_UNSEGMENTED:
             result = CODE_SEQUENCE_FLAGS
@@ -383,7 +188,7 @@ def validate(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Check code (see CODE_*), APID, sequence count and UNIX observation time of every packet.
 
-    Same results as ``decode.validate_packets`` plus the header fields it would decode separately.
+    Same results as ``reference_decode.validate_packets`` plus the header fields it would decode separately.
     """
     words = packet_words(packets)
     n = len(words)
@@ -411,43 +216,15 @@ def validate(
     return code, apid, sequence_count, times
 
 
-@_jit
-def _crc16_rows_slicing(words, tables, out):
-    for i in range(words.shape[0]):
-        out[i] = _crc16_slicing(words[i], tables)
-
-
-@_jit
-def _crc16_rows_clmul(words, tables, out):
-    for i in range(words.shape[0]):
-        out[i] = _crc16_clmul(words[i], tables)
-
-
-def crc16_packets(packets: np.ndarray, clmul: bool | None = None) -> np.ndarray:
-    """CRC-16/CCITT-FALSE over octets 0..97 of each packet (what ``crc16_ccitt(rows[:, :98])`` computes).
-
-    ``clmul``: by carry-less multiplication (True; needs CLMUL_AVAILABLE), by table slicing (False), or
-    whichever the packet checks use (None).
-    """
-    words = packet_words(packets)
-    out = np.empty(len(words), dtype=np.uint16)
-    if clmul is None:
-        clmul = CLMUL_AVAILABLE
-    if clmul and not CLMUL_AVAILABLE:
-        raise RuntimeError("carry-less multiplication (PCLMULQDQ) is not available on this CPU")
-    (_crc16_rows_clmul if clmul else _crc16_rows_slicing)(words, CRC16_SLICING_16, out)
-    return out
-
-
-@_jit
+@jit
 def _extract(words, index, float_words, asteroid_word, quality_word, asteroid_id, floats, quality_flags):
     n_floats = float_words.shape[0]
     for k in range(index.shape[0]):
         w = words[index[k]]
-        asteroid_id[k] = _bswap32(np.uint32(w[asteroid_word]))
+        asteroid_id[k] = bswap32(np.uint32(w[asteroid_word]))
         for f in range(n_floats):
-            floats[f, k] = _bswap32(np.uint32(w[float_words[f]]))
-        quality_flags[k] = _bswap32(np.uint32(w[quality_word])) >> 16
+            floats[f, k] = bswap32(np.uint32(w[float_words[f]]))
+        quality_flags[k] = bswap32(np.uint32(w[quality_word])) >> 16
 
 
 def extract(packets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -478,7 +255,7 @@ _LENGTH_HIGH, _LENGTH_LOW = fmt.DATA_LENGTH_FIELD >> 8, fmt.DATA_LENGTH_FIELD & 
 RESYNC_CANDIDATES = 64  # header candidates tried for a good CRC before falling back to the first
 
 
-@_jit
+@jit
 def _is_candidate(buf, offset):
     """A well-formed primary header of our packet size starts here, with a whole packet left in the file."""
     return (
@@ -489,36 +266,7 @@ def _is_candidate(buf, offset):
     )
 
 
-@_jit
-def _crc_ok_at(buf, offset, tables):
-    """The packet at ``offset`` (any alignment, wholly inside ``buf``) has a matching CRC."""
-    crc = np.uint32(0xFFFF)
-    for j in range(offset, offset + fmt.CRC_OFFSET - 2, 16):
-        crc = (
-            tables[15, (buf[j] ^ (crc >> 8)) & 0xFF]
-            ^ tables[14, (buf[j + 1] ^ crc) & 0xFF]
-            ^ tables[13, buf[j + 2]]
-            ^ tables[12, buf[j + 3]]
-            ^ tables[11, buf[j + 4]]
-            ^ tables[10, buf[j + 5]]
-            ^ tables[9, buf[j + 6]]
-            ^ tables[8, buf[j + 7]]
-            ^ tables[7, buf[j + 8]]
-            ^ tables[6, buf[j + 9]]
-            ^ tables[5, buf[j + 10]]
-            ^ tables[4, buf[j + 11]]
-            ^ tables[3, buf[j + 12]]
-            ^ tables[2, buf[j + 13]]
-            ^ tables[1, buf[j + 14]]
-            ^ tables[0, buf[j + 15]]
-        )
-    j = offset + fmt.CRC_OFFSET - 2
-    crc = tables[1, (buf[j] ^ (crc >> 8)) & 0xFF] ^ tables[0, (buf[j + 1] ^ crc) & 0xFF]
-    stored = (np.uint32(buf[offset + fmt.CRC_OFFSET]) << 8) | np.uint32(buf[offset + fmt.CRC_OFFSET + 1])
-    return crc == stored
-
-
-@_jit
+@jit
 def _resync(buf, after, before, tables):
     """(first candidate in (after, before), first of the next RESYNC_CANDIDATES there with a good CRC).
 
@@ -532,15 +280,16 @@ def _resync(buf, after, before, tables):
             if first < 0:
                 first = offset
             tried += 1
-            if _crc_ok_at(buf, offset, tables):
+            if crc_ok_at(buf, offset, tables):
                 return first, offset
         offset += 1
     return first, -1
 
 
-@_jit
+@jit
 def _frame(buf, tables, starts, gap_offset, gap_length, gap_reason):
-    """The framing of ``decode.frame_packets_reference``, scanning for headers only where it must."""
+    """The framing of ``reference_decode.frame_packets_reference``, scanning for headers only where it
+    must."""
     n = buf.shape[0]
     size = fmt.PACKET_SIZE
     n_starts = 0
@@ -552,7 +301,7 @@ def _frame(buf, tables, starts, gap_offset, gap_length, gap_reason):
             while _is_candidate(buf, end):
                 end += size
             last = end - size
-            if end < n and not _crc_ok_at(buf, last, tables):
+            if end < n and not crc_ok_at(buf, last, tables):
                 # The run's last packet fails its CRC and the run breaks right after it: was it cut short?
                 _, resume = _resync(buf, last, end, tables)
                 if resume >= 0:
@@ -598,7 +347,7 @@ def frame(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 # --- one satellite's accepted packets: duplicates, losses, latency and columns ----------------------------
 
 
-@_jit
+@jit
 def _duplicates_and_losses(sequence_count, row_packet, sorted_key, order, duplicate):
     """Mark repeats of a (time, sequence count) key, keeping the first in arrival order (``order`` is a
     stable sort of the keys of the listed packets); count the sequence-count gaps between consecutive
@@ -622,7 +371,7 @@ def _duplicates_and_losses(sequence_count, row_packet, sorted_key, order, duplic
     return duplicates, lost
 
 
-@_jit
+@jit
 def _write_rows(
     words,
     row_packet,
@@ -665,10 +414,10 @@ def _write_rows(
         satellite[k] = satellite_id
         sequence[k] = (((head >> 8) & 0xFF00) | ((head >> 24) & 0xFF)) & 0x3FFF
         observed_us[k] = np.int64(np.rint(t * 1e6))  # numpy's round: half to even
-        asteroid[k] = _bswap32(np.uint32(w[_ASTEROID_WORD]))
+        asteroid[k] = bswap32(np.uint32(w[_ASTEROID_WORD]))
         for f in range(_FLOAT_COLUMN_WORDS.shape[0]):
-            floats[f, k] = _bswap32(np.uint32(w[_FLOAT_COLUMN_WORDS[f]]))
-        quality[k] = _bswap32(np.uint32(w[_QUALITY_WORD])) >> 16
+            floats[f, k] = bswap32(np.uint32(w[_FLOAT_COLUMN_WORDS[f]]))
+        quality[k] = bswap32(np.uint32(w[_QUALITY_WORD])) >> 16
         source[k] = name_base + file
         offset[k] = offsets[i]
         received_us[k] = received_us_by_file[file]
@@ -683,129 +432,6 @@ def _write_rows(
     latency_range[0] = low
     latency_range[1] = high
     return k - start
-
-
-# Columns written side by side (one value per row each) must not start at addresses that map to the same
-# cache sets. numpy's large arrays all start at the same offset in a page, so the ~35 arrays the two
-# passes write would compete for the 8 ways of one L1 set (4 KiB period) and one L2 set (64 KiB period on
-# a 512 KiB, 8-way L2) and nearly every store would miss both: the row output cost ~90 ns/packet more
-# than the checks alone, ~40 ns staggered (BENCHMARKS.md). Each array here starts _STAGGER bytes further
-# into the period than the one before.
-_SET_PERIOD = 1 << 16
-_STAGGER = 5 * 64  # an odd number of cache lines: distinct L1 sets for up to 64 arrays
-
-
-class _StaggeredArena:
-    """Arrays of ``capacity`` values carved one after the other from one allocation, the n-th starting
-    ``n * _STAGGER`` bytes past a multiple of _SET_PERIOD (so in cache sets of its own), with less than
-    _SET_PERIOD of padding before each. ``layout`` lists them as (columns, dtype): one column is a 1-D
-    array, more are a ``(columns, capacity)`` array of contiguous rows, each staggered.
-    """
-
-    def __init__(self, capacity: int, layout: list[tuple[int, type]]):
-        assert sum(columns for columns, _ in layout) * _STAGGER < _SET_PERIOD
-        starts, cursor, index = [], 0, 0
-        for columns, dtype in layout:
-            stride = self._row_stride(capacity, dtype)
-            start = cursor + (index * _STAGGER - cursor) % _SET_PERIOD
-            starts.append(start)
-            cursor = start + stride * columns
-            index += columns
-        memory = np.empty(cursor + _SET_PERIOD, dtype=np.uint8)
-        base = -memory.ctypes.data % _SET_PERIOD
-        self.arrays = [
-            self._carve(memory, base + start, capacity, columns, np.dtype(dtype))
-            for start, (columns, dtype) in zip(starts, layout, strict=True)
-        ]
-
-    @staticmethod
-    def _row_stride(capacity: int, dtype: type) -> int:
-        """Bytes from one row of a 2-D array to the next: the row, rounded up so that the next row
-        starts one _STAGGER later in the period."""
-        size = capacity * np.dtype(dtype).itemsize
-        return size + (_STAGGER - size) % _SET_PERIOD
-
-    def _carve(self, memory: np.ndarray, start: int, capacity: int, columns: int, dtype: np.dtype):
-        if columns == 1:
-            return memory[start : start + capacity * dtype.itemsize].view(dtype)
-        first = memory[start : start + dtype.itemsize].view(dtype)
-        stride = self._row_stride(capacity, dtype)
-        return np.lib.stride_tricks.as_strided(
-            first, shape=(columns, capacity), strides=(stride, dtype.itemsize), writeable=True
-        )
-
-
-# The integer columns of RowBuffer, in the order it names them.
-_ROW_COLUMNS = [np.int32, np.int32, np.int64, np.int64, np.int32, np.int32, np.int64, np.int64]
-
-
-class RowBuffer:
-    """Reusable columns of the observation table for up to ``capacity`` rows, filled satellite by
-    satellite (``satellite_rows``) and handed out as zero-copy views (``columns``) when full, plus the
-    per-packet work arrays of the satellite being checked (``scratch``).
-
-    Reusing one buffer keeps the hot loops off freshly mapped memory (page faults) and gives every
-    written Parquet row group one contiguous chunk per column with one dictionary of file names.
-    """
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.rows = 0
-        self.file_names: list[str] = []
-        # Per packet: check code, APID, sequence count, time; per listed packet: its position, its sort
-        # key and whether it repeats an earlier one (see satellite_rows). Overwritten by the next satellite.
-        scratch = [np.uint8, np.int32, np.int32, np.float64, np.int64, np.int64, np.bool_]
-        arrays = _StaggeredArena(
-            capacity,
-            [(len(_FLOAT_COLUMN_WORDS), np.uint32), *[(1, dtype) for dtype in _ROW_COLUMNS + scratch]],
-        ).arrays
-        self.floats = arrays[0]
-        (
-            self.satellite_id,
-            self.sequence_count,
-            self.observed_us,
-            self.asteroid_id,
-            self.quality_flags,
-            self.source_file,
-            self.file_offset,
-            self.received_us,
-        ) = arrays[1 : 1 + len(_ROW_COLUMNS)]
-        self.scratch = tuple(arrays[1 + len(_ROW_COLUMNS) :])
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """Views of the filled rows: the integer columns by name, ``floats`` as ``(20, rows)`` float32 in
-        ``SCALAR_FLOAT_FIELDS`` + bands order (each row contiguous); ``source_file`` indexes
-        ``file_names``. Valid until the buffer is cleared and refilled."""
-        n = self.rows
-        return {
-            "satellite_id": self.satellite_id[:n],
-            "sequence_count": self.sequence_count[:n],
-            "observed_us": self.observed_us[:n],
-            "asteroid_id": self.asteroid_id[:n],
-            "floats": self.floats[:, :n].view(np.float32),
-            "quality_flags": self.quality_flags[:n],
-            "source_file": self.source_file[:n],
-            "file_offset": self.file_offset[:n],
-            "received_us": self.received_us[:n],
-        }
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The whole column arrays, in the order the kernels take them."""
-        return (
-            self.satellite_id,
-            self.sequence_count,
-            self.observed_us,
-            self.asteroid_id,
-            self.floats,
-            self.quality_flags,
-            self.source_file,
-            self.file_offset,
-            self.received_us,
-        )
-
-    def clear(self) -> None:
-        self.rows = 0
-        self.file_names = []
 
 
 def satellite_rows(

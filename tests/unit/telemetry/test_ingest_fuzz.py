@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from astromined.telemetry import packet_format as fmt
-from astromined.telemetry.decode import QuarantineReason, validate_packets
+from astromined.telemetry.decode import QuarantineReason
 from astromined.telemetry.downlink_files import downlink_file_name, parse_downlink_file_name
 from astromined.telemetry.encode import encode_packets
 from astromined.telemetry.ingest import EMPTY_FILE, UNRECOGNIZED_FILE, DayIngest, day_window, ingest_day
+from astromined.telemetry.reference_decode import validate_packets
 
 P = fmt.PACKET_SIZE
 DAY = dt.date(2031, 5, 17)

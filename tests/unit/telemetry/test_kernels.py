@@ -1,8 +1,8 @@
 """The compiled ingest kernels against their numpy references, on valid, out-of-range and corrupt input.
 
-References: ``packet_format.crc16_ccitt``, ``decode.validate_packets``,
-``decode.observation_columns_reference``, ``decode.frame_packets_reference``, ``decode.duplicate_mask``
-and ``decode.lost_packet_counts``.
+References: ``packet_format.crc16_ccitt`` (for ``crc.py``), ``reference_decode.validate_packets``,
+``reference_decode.observation_columns_reference``, ``reference_decode.frame_packets_reference``,
+``decode.duplicate_mask`` and ``decode.lost_packet_counts``.
 """
 
 from __future__ import annotations
@@ -17,24 +17,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from astromined.telemetry import kernels
+from astromined.telemetry import crc, kernels
 from astromined.telemetry import packet_format as fmt
-from astromined.telemetry.decode import (
-    PacketBatch,
-    duplicate_mask,
-    frame_packets_reference,
-    lost_packet_counts,
-    observation_columns_reference,
-    reflectance_columns,
-    validate_packets,
-)
+from astromined.telemetry.decode import PacketBatch, duplicate_mask, lost_packet_counts, reflectance_columns
 from astromined.telemetry.encode import encode_packets
 from astromined.telemetry.ingest import LATENCY_BIN_S, LATENCY_BINS, MemorySink, stream_day
+from astromined.telemetry.reference_decode import (
+    frame_packets_reference,
+    observation_columns_reference,
+    validate_packets,
+)
+from astromined.telemetry.row_buffer import SCALAR_FLOAT_FIELDS, RowBuffer
 
 P = fmt.PACKET_SIZE
 WINDOW_START = dt.datetime(2031, 5, 17, tzinfo=dt.UTC).timestamp()
 WINDOW_END = WINDOW_START + 86_400.0
-FLOAT_COLUMNS = [*kernels.SCALAR_FLOAT_FIELDS, *reflectance_columns()]
+FLOAT_COLUMNS = [*SCALAR_FLOAT_FIELDS, *reflectance_columns()]
 
 # Payload values: mostly inside the documented ranges, sometimes at or past a bound, NaN or infinite.
 wire_floats = st.one_of(
@@ -89,25 +87,25 @@ def packet_arrays(draw, max_packets: int = 12) -> np.ndarray:
 def test_crc_kernel_matches_numpy_reference_on_arbitrary_octets(rows: list[bytes]) -> None:
     matrix = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(-1, P)
     expected = fmt.crc16_ccitt(matrix[:, : fmt.CRC_OFFSET])
-    assert np.array_equal(kernels.crc16_packets(matrix), expected)  # what the packet checks use
-    assert np.array_equal(kernels.crc16_packets(matrix, clmul=False), expected)  # table slicing
-    if kernels.CLMUL_AVAILABLE:
-        assert np.array_equal(kernels.crc16_packets(matrix, clmul=True), expected)
+    assert np.array_equal(crc.crc16_packets(matrix), expected)  # what the packet checks use
+    assert np.array_equal(crc.crc16_packets(matrix, clmul=False), expected)  # table slicing
+    if crc.CLMUL_AVAILABLE:
+        assert np.array_equal(crc.crc16_packets(matrix, clmul=True), expected)
 
 
 def test_crc_by_carry_less_multiplication_on_single_bit_messages() -> None:
     """Every one of the 784 message bits (and no bit) through each chunk's folding constant."""
-    if not kernels.CLMUL_AVAILABLE:
+    if not crc.CLMUL_AVAILABLE:
         pytest.skip("no PCLMULQDQ on this CPU")
     matrix = np.zeros((8 * fmt.CRC_OFFSET + 1, P), dtype=np.uint8)
     for bit in range(8 * fmt.CRC_OFFSET):
         matrix[bit + 1, bit // 8] = 0x80 >> (bit % 8)
     expected = fmt.crc16_ccitt(matrix[:, : fmt.CRC_OFFSET])
-    assert np.array_equal(kernels.crc16_packets(matrix, clmul=True), expected)
+    assert np.array_equal(crc.crc16_packets(matrix, clmul=True), expected)
 
 
 def test_row_buffer_arrays_are_disjoint_and_start_in_distinct_cache_sets() -> None:
-    buffer = kernels.RowBuffer(5_000)
+    buffer = RowBuffer(5_000)
     arrays = [*buffer.floats, *buffer.arrays()[:4], *buffer.arrays()[5:], *buffer.scratch]
     spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes) for a in arrays)
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
@@ -118,7 +116,7 @@ def test_row_buffer_arrays_are_disjoint_and_start_in_distinct_cache_sets() -> No
 
 
 def test_crc_slicing_tables_extend_the_octet_table() -> None:
-    tables = kernels.crc16_slicing_tables(16)
+    tables = crc.crc16_slicing_tables(16)
     assert np.array_equal(tables[0], fmt.CRC16_TABLE)
     # Row k is an octet followed by k zero octets: one more zero octet is one more table step.
     for k in range(1, 16):
@@ -273,13 +271,13 @@ def test_satellite_rows_match_the_numpy_references(day, capacity: int) -> None:
     batch = _batch(packets, source_index=source, received=received[source])
     histogram = np.zeros(LATENCY_BINS, dtype=np.int64)
     latency_range = np.array([np.inf, -np.inf])
-    buffers = [kernels.RowBuffer(capacity)]
+    buffers = [RowBuffer(capacity)]
     written: list[dict[str, np.ndarray]] = []
 
-    def make_room(rows: int) -> kernels.RowBuffer:
+    def make_room(rows: int) -> RowBuffer:
         current = buffers[-1]
         written.append({k: v.copy() for k, v in current.columns().items()} | {"names": current.file_names})
-        buffers.append(kernels.RowBuffer(max(rows, capacity)))
+        buffers.append(RowBuffer(max(rows, capacity)))
         return buffers[-1]
 
     buffers[0].rows = min(3, capacity)  # rows of an earlier satellite already buffered
