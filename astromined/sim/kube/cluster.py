@@ -34,6 +34,7 @@ from astromined.sim.kube.rest import SYSTEM_NAMESPACES, RestApi
 from astromined.sim.kube.scheduling import PodScheduler
 from astromined.sim.kube.spec import ClusterSpec
 from astromined.sim.kube.store import WATCH_LOG_SIZE, Key, ObjectStore
+from astromined.sim.kube.watch import WatchStream
 
 __all__ = ["NO_RUN_ANNOTATION", "SimulatedCluster"]
 
@@ -246,6 +247,31 @@ class SimulatedCluster:
                 count += 1
         self._wake.set()
         return count
+
+    # --- REST verbs in-process (what the HTTP server calls through `rest`; benchmarks skip HTTP with them) --
+
+    def api_list(self, kind: str, namespace: str | None, query: Mapping[str, str]) -> bytes:
+        return self.rest.list_objects(kind, namespace, query)
+
+    def api_get(self, kind: str, namespace: str | None, name: str) -> bytes:
+        return self.rest.get_object(kind, namespace, name)
+
+    def api_create(self, kind: str, namespace: str | None, body: Any) -> bytes:
+        return self.rest.create_object(kind, namespace, body)
+
+    def api_delete(self, kind: str, namespace: str | None, name: str, options: Mapping[str, Any]) -> bytes:
+        return self.rest.delete_object(kind, namespace, name, options)
+
+    def api_log(self, namespace: str, name: str, query: Mapping[str, str]) -> bytes:
+        return self.rest.log(namespace, name, query)
+
+    def api_watch(
+        self, kind: str, namespace: str | None, query: Mapping[str, str], is_open: Callable[[], bool]
+    ) -> WatchStream:
+        return self.rest.watch(kind, namespace, query, is_open)
+
+    def api_access_review(self, body: Any) -> bytes:
+        return self.rest.access_review(body)
 
     # --- controller loop ------------------------------------------------------------------------------------
 
