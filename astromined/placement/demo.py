@@ -123,12 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("DAGSTER_HOME", None)  # the demo's own instance: <state>/dagster_home with dagster.yaml
 
     import dagster as dg
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
-    from dagster._core.execution.api import execute_job
 
     from astromined.automation.jobs import MAIN_JOB_NAME
     from astromined.cli import ensure_dagster_home, latest_complete_day
     from astromined.environment import REPO_ROOT, load_settings
+    from astromined.placement.dagster_compat import ReconstructableRepository
     from astromined.sim.kube import ClusterSpec, SimulatedCluster, write_kubeconfig
 
     home = ensure_dagster_home(load_settings())
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "loggers": {"console": {"config": {"log_level": "INFO"}}},
         }
         with dg.DagsterInstance.get() as instance:
-            with execute_job(
+            with dg.execute_job(
                 job, instance, run_config=run_config, tags={"dagster/partition": partition}
             ) as result:
                 success, run_id = result.success, result.run_id

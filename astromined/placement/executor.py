@@ -23,6 +23,9 @@ that, per step:
 In ``single_cluster`` mode one control plane holds both kinds of nodes: the same preference becomes
 preferred node affinity (on-prem weight high), the sites' GPU tolerations, and a required affinity to GPU
 nodes for GPU steps; the site is recorded once the pod is bound to a node.
+
+Around it: the config schema (``executor_schema.py``), a step's request and Job body (``step_job.py``),
+the per-context Kubernetes clients (``clients.py``); private Dagster names come from ``dagster_compat.py``.
 """
 
 import dataclasses
@@ -32,191 +35,60 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-import kubernetes.client
-import kubernetes.config
-import urllib3.exceptions
 import yaml
 from dagster import (
     AssetKey,
-    Bool,
-    Enum,
-    EnumValue,
-    Field,
-    Float,
-    Int,
-    Map,
-    Noneable,
-    Shape,
-    StringSource,
-    executor,
-)
-from dagster import (
-    _check as check,
-)
-from dagster._config import process_config
-from dagster._core.definitions.executor_definition import (
+    DagsterEvent,
+    Executor,
     ExecutorDefinition,
+    InitExecutorContext,
+    MetadataValue,
+    Shape,
+    executor,
     multiple_process_executor_requirements,
 )
-from dagster._core.definitions.metadata import MetadataValue
-from dagster._core.events import DagsterEvent, EngineEventData
-from dagster._core.execution.retries import RetryMode
-from dagster._core.execution.step_dependency_config import StepDependencyConfig
-from dagster._core.executor.base import Executor
-from dagster._core.executor.init import InitExecutorContext
-from dagster._core.executor.step_delegating import (
-    CheckStepHealthResult,
-    StepDelegatingExecutor,
-    StepHandler,
-    StepHandlerContext,
-)
-from dagster._utils.merger import merge_dicts
-from dagster_k8s.client import (
-    DagsterKubernetesClient,
-    PatchedApiClient,
-)
+from dagster_k8s import DagsterK8sJobConfig, K8sRunLauncher
+from dagster_k8s.client import DagsterKubernetesClient
 from dagster_k8s.container_context import K8sContainerContext
-from dagster_k8s.executor import _K8S_EXECUTOR_CONFIG_SCHEMA, K8sStepHandler
-from dagster_k8s.job import (
-    USER_DEFINED_K8S_JOB_CONFIG_SCHEMA,
-    DagsterK8sJobConfig,
-    OwnerReference,
-    UserDefinedDagsterK8sConfig,
-    construct_dagster_k8s_job,
-    get_user_defined_k8s_config,
-)
-from dagster_k8s.launcher import K8sRunLauncher
-from dagster_k8s.utils import get_deployment_id_label
+from dagster_k8s.executor import K8sStepHandler
+from dagster_k8s.job import OwnerReference, UserDefinedDagsterK8sConfig, get_user_defined_k8s_config
+from kubernetes.client import V1Job
 from kubernetes.client.rest import ApiException
 
+from astromined.placement.clients import create_job_once, load_cluster_clients
+from astromined.placement.dagster_compat import (
+    CheckStepHealthResult,
+    EngineEventData,
+    RetryMode,
+    StepDelegatingExecutor,
+    StepDependencyConfig,
+    StepHandler,
+    StepHandlerContext,
+    process_config,
+)
+from astromined.placement.executor_schema import PLACEMENT_EXECUTOR_CONFIG_SCHEMA
 from astromined.placement.placer import Placer
 from astromined.placement.policy import Action, Decision, PolicyError, Site, StepRequest
-from astromined.placement.quantities import GPU_RESOURCE, cpu_millis, memory_bytes, whole_units
-from astromined.placement.settings import DEFAULT_CLUSTERS, Mode, PlacementSettings, settings_from_config
+from astromined.placement.settings import Mode, PlacementSettings, settings_from_config
 from astromined.placement.snapshot import (
     PLACEMENT_ID_LABEL,
     describe_api_error,
     is_unreachable_error,
-    load_api_client,
     read_json,
 )
-from astromined.placement.step_metadata import ENV_CLUSTER, ENV_GPUS, ENV_REASON, ENV_SITE
+from astromined.placement.step_job import (
+    SITE_LABEL,
+    PlacementError,
+    StepLaunch,
+    placed_container_context,
+    step_job,
+    step_request,
+)
 from astromined.readiness.result import SiteReadiness, cluster_asset_name, site_readiness_from_metadata
 
-GPU_TAG = "astromined/gpus"
-# "onprem": the step never goes to a cloud cluster (multi_cluster: it waits instead; single_cluster: a
-# required node affinity to the on-prem sites' nodes). Set on steps that mount an on-prem secret.
-SITE_TAG = "astromined/site"
 RUN_TAG_PREFIX = "astromined/placement/"
 # Launches within this many seconds share one read of the readiness materializations.
 READINESS_CACHE_S = 5.0
-SITE_LABEL = "astromined.io/placement-site"
-CLUSTER_LABEL = "astromined.io/placement-cluster"
-IN_CLUSTER = "in-cluster"
-
-_TOLERATION_SCHEMA = Noneable(
-    Shape(
-        {
-            "key": Field(str, is_required=False),
-            "operator": Field(str, is_required=False, default_value="Equal"),
-            "value": Field(str, is_required=False),
-            "effect": Field(str, is_required=False),
-        }
-    )
-)
-_CLUSTER_SCHEMA = Shape(
-    {
-        "site": Field(Enum("PlacementSite", [EnumValue(s.value) for s in Site]), is_required=True),
-        "gpu_node_selector": Field(
-            Map(str, str), is_required=False, default_value={}, description="Labels of the site's GPU nodes."
-        ),
-        "gpu_toleration": Field(
-            _TOLERATION_SCHEMA,
-            is_required=False,
-            description="Toleration for the taint on the site's GPU nodes.",
-        ),
-        "site_node_selector": Field(
-            Map(str, str),
-            is_required=False,
-            default_value={},
-            description="single_cluster mode: labels of this site's nodes in the one cluster.",
-        ),
-        "affinity_weight": Field(
-            Int, is_required=False, description="single_cluster mode: preferred-affinity weight (1-100)."
-        ),
-        "step_k8s_config": Field(
-            USER_DEFINED_K8S_JOB_CONFIG_SCHEMA,
-            is_required=False,
-            description="Raw k8s config for the step pods placed on this cluster (merged last).",
-        ),
-        "in_cluster": Field(
-            bool,
-            is_required=False,
-            default_value=False,
-            description="Talk to this cluster with the pod's service account (the run worker's own cluster).",
-        ),
-    }
-)
-
-PLACEMENT_EXECUTOR_CONFIG_SCHEMA = merge_dicts(
-    _K8S_EXECUTOR_CONFIG_SCHEMA,
-    {
-        "mode": Field(
-            Enum("PlacementMode", [EnumValue(m.value) for m in Mode]),
-            is_required=False,
-            default_value=Mode.MULTI_CLUSTER.value,
-        ),
-        "clusters": Field(
-            Map(str, _CLUSTER_SCHEMA, key_label_name="kubeconfig_context"),
-            is_required=False,
-            default_value=DEFAULT_CLUSTERS,
-            description="Clusters by kubeconfig context: the site each one is and how to find its GPU nodes.",
-        ),
-        "single_cluster_context": Field(
-            Noneable(str),
-            is_required=False,
-            default_value=None,
-            description="single_cluster mode: the kubeconfig context (default: the current context).",
-        ),
-        "unschedulable_timeout_s": Field(Float, is_required=False, default_value=300.0),
-        "cloud_unreachable_timeout_s": Field(Float, is_required=False, default_value=900.0),
-        "health_check_interval_s": Field(Int, is_required=False, default_value=20),
-        "api_timeout_s": Field(Float, is_required=False, default_value=10.0),
-        "watch_cluster_state": Field(
-            Bool,
-            is_required=False,
-            default_value=True,
-            description="GPU decisions read on-prem nodes and pods from a watch-based cache (list + watch, "
-            "started with the run) instead of listing them per decision. Needs the 'watch' verb on nodes "
-            "and pods; without it the executor falls back to lists.",
-        ),
-        "readiness_max_age_s": Field(
-            Float,
-            is_required=False,
-            default_value=900.0,
-            description="Each decision reads every cluster's latest readiness materialization "
-            "(readiness_cluster_<context>) from the instance; one younger than this keeps a not-ready "
-            "site from taking steps (GPU rows failed: GPU steps). Older or missing: not used. 0: never.",
-        ),
-        "snapshot_ttl_s": Field(
-            Float,
-            is_required=False,
-            default_value=2.0,
-            description="Without the watch cache: GPU decisions within this many seconds share one listed "
-            "on-prem snapshot (0: list every time).",
-        ),
-        # Used when the instance's run launcher is not a K8sRunLauncher (which otherwise supplies them).
-        "dagster_home": Field(Noneable(StringSource), is_required=False, default_value=None),
-        "instance_config_map": Field(Noneable(StringSource), is_required=False, default_value=None),
-        "postgres_password_secret": Field(Noneable(StringSource), is_required=False, default_value=None),
-    },
-)
-# dagster-k8s's own "kubeconfig_file" field is reused: one kubeconfig holding every context.
-check.invariant("kubeconfig_file" in PLACEMENT_EXECUTOR_CONFIG_SCHEMA)
-
-
-class PlacementError(Exception):
-    pass
 
 
 @dataclasses.dataclass
@@ -235,154 +107,6 @@ class _Waiting:
     since: float
     reason: str
     last_logged: float
-
-
-def step_request(
-    step_key: str, run_k8s_config: UserDefinedDagsterK8sConfig, tags: Mapping[str, str]
-) -> StepRequest:
-    """GPUs, CPU and memory of a step, from its merged k8s config and the ``astromined/gpus`` tag."""
-    resources = run_k8s_config.container_config.get("resources") or {}
-    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
-    where = f"step {step_key}: dagster-k8s/config container_config.resources"
-    try:
-        gpus_k8s = whole_units(limits.get(GPU_RESOURCE, requests.get(GPU_RESOURCE, 0)))
-        cpu = cpu_millis(requests.get("cpu", limits.get("cpu", 0)))
-        memory = memory_bytes(requests.get("memory", limits.get("memory", 0)))
-    except ValueError as error:
-        raise PolicyError(f"{where}: {error}") from None
-    gpus = gpus_k8s
-    if GPU_TAG in tags:
-        try:
-            gpus_tag = whole_units(tags[GPU_TAG], what=f"op tag {GPU_TAG}")
-        except ValueError as error:
-            raise PolicyError(f"step {step_key}: op tag {GPU_TAG}: {error}") from None
-        if gpus_k8s and gpus_tag != gpus_k8s:
-            raise PolicyError(
-                f"step {step_key}: op tag {GPU_TAG}={gpus_tag} disagrees with "
-                f"{GPU_RESOURCE}={gpus_k8s} in {where}"
-            )
-        gpus = gpus_tag
-    site = tags.get(SITE_TAG)
-    if site not in (None, Site.ONPREM.value):
-        raise PolicyError(f"step {step_key}: op tag {SITE_TAG}={site!r}: the only value is 'onprem'")
-    return StepRequest(
-        step_key, gpus=gpus, cpu_millis=cpu, memory_bytes=memory, onprem_only=site == Site.ONPREM.value
-    )
-
-
-def placement_k8s_config(
-    settings: PlacementSettings,
-    request: StepRequest,
-    job_name: str,
-    decision: Decision | None,
-) -> UserDefinedDagsterK8sConfig:
-    """What the placement adds to the step's own k8s config (deep-merged by dagster-k8s)."""
-    labels = {PLACEMENT_ID_LABEL: job_name}
-    env = []
-    container: dict[str, Any] = {}
-    pod_spec: dict[str, Any] = {}
-    if decision is not None:
-        cluster = settings.cluster(cast("str", decision.cluster))
-        labels |= {SITE_LABEL: cluster.site.value, CLUSTER_LABEL: _label_value(cluster.context)}
-        env = [
-            {"name": ENV_SITE, "value": cluster.site.value},
-            {"name": ENV_CLUSTER, "value": cluster.context},
-            {"name": ENV_REASON, "value": decision.reason},
-            {"name": ENV_GPUS, "value": str(request.gpus)},
-        ]
-        if request.gpus:
-            if cluster.gpu_node_selector:
-                pod_spec["node_selector"] = dict(cluster.gpu_node_selector)
-            if cluster.gpu_toleration:
-                pod_spec["tolerations"] = [cluster.gpu_toleration.to_k8s()]
-    else:
-        pod_spec = _single_cluster_pod_spec(settings, request)
-    if request.gpus:
-        container["resources"] = {"limits": {GPU_RESOURCE: str(request.gpus)}}
-    if env:
-        container["env"] = env
-    return UserDefinedDagsterK8sConfig(
-        container_config=container,
-        pod_spec_config=pod_spec,
-        pod_template_spec_metadata={"labels": labels},
-        job_metadata={"labels": labels},
-    )
-
-
-def _single_cluster_pod_spec(settings: PlacementSettings, request: StepRequest) -> dict[str, Any]:
-    """Preferred node affinity per site (on-prem weighted high); GPU steps must land on some site's GPU
-    nodes and tolerate their taints."""
-    preferred = [
-        {
-            "weight": cluster.affinity_weight,
-            "preference": {"match_expressions": _match_expressions(cluster.site_node_selector)},
-        }
-        for cluster in settings.clusters
-    ]
-    affinity: dict[str, Any] = {"preferred_during_scheduling_ignored_during_execution": preferred}
-    pod_spec: dict[str, Any] = {}
-    if request.gpus:
-        affinity["required_during_scheduling_ignored_during_execution"] = {
-            "node_selector_terms": [
-                {"match_expressions": _match_expressions(cluster.gpu_node_selector)}
-                for cluster in settings.clusters
-                if cluster.gpu_node_selector
-            ]
-        }
-        tolerations = []
-        for cluster in settings.clusters:
-            if cluster.gpu_toleration and cluster.gpu_toleration.to_k8s() not in tolerations:
-                tolerations.append(cluster.gpu_toleration.to_k8s())
-        if tolerations:
-            pod_spec["tolerations"] = tolerations
-        if not affinity["required_during_scheduling_ignored_during_execution"]["node_selector_terms"]:
-            del affinity["required_during_scheduling_ignored_during_execution"]
-    if request.onprem_only:
-        # On an on-prem site's nodes only (and on its GPU nodes when the step asks for GPUs).
-        affinity["required_during_scheduling_ignored_during_execution"] = {
-            "node_selector_terms": [
-                {
-                    "match_expressions": _match_expressions(
-                        {**cluster.site_node_selector, **(cluster.gpu_node_selector if request.gpus else {})}
-                    )
-                }
-                for cluster in settings.clusters
-                if cluster.site is Site.ONPREM
-            ]
-        }
-    pod_spec["affinity"] = {"node_affinity": affinity}
-    return pod_spec
-
-
-def _match_expressions(selector: Mapping[str, str]) -> list[dict[str, Any]]:
-    return [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(selector.items())]
-
-
-def _label_value(value: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in value)[:63]
-    return cleaned.strip("-_.") or "unknown"
-
-
-def load_cluster_clients(settings: PlacementSettings) -> dict[str, DagsterKubernetesClient]:
-    """One DagsterKubernetesClient per configured context (never the process-wide default configuration)."""
-    if settings.mode is Mode.SINGLE_CLUSTER:
-        name = settings.single_cluster_context or IN_CLUSTER
-        in_cluster = settings.single_cluster_context is None and settings.kubeconfig_file is None
-        return {name: _client(settings.kubeconfig_file, settings.single_cluster_context, in_cluster)}
-    return {c.context: _client(settings.kubeconfig_file, c.context, c.in_cluster) for c in settings.clusters}
-
-
-def _client(kubeconfig_file: str | None, context: str | None, in_cluster: bool) -> DagsterKubernetesClient:
-    if in_cluster:
-        configuration = kubernetes.client.Configuration()
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
-        api_client = PatchedApiClient(configuration=configuration)
-    else:
-        api_client = load_api_client(kubeconfig_file, context, PatchedApiClient)
-    return DagsterKubernetesClient.production_client(
-        batch_api_override=kubernetes.client.BatchV1Api(api_client),
-        core_api_override=kubernetes.client.CoreV1Api(api_client),
-    )
 
 
 class PlacementStepHandler(K8sStepHandler):
@@ -407,7 +131,7 @@ class PlacementStepHandler(K8sStepHandler):
         StepHandler.__init__(self)
         self._settings = settings
         self._clients = dict(clients)
-        self._executor_image = check.opt_str_param(image, "image")
+        self._executor_image = image
         self._executor_container_context = container_context
         self._per_step_k8s_config = dict(per_step_k8s_config or {})
         self._enable_owner_references = enable_owner_references
@@ -462,106 +186,54 @@ class PlacementStepHandler(K8sStepHandler):
         fallback = self._fallback_job_config
         return fallback._replace(job_image=self._executor_image or fallback.job_image)
 
-    def _build_job(
-        self,
-        ctx: StepHandlerContext,
-        step_key: str,
-        job_name: str,
-        container_context: K8sContainerContext,
-        request: StepRequest,
-        decision: Decision | None,
-        cluster: str,
-    ) -> kubernetes.client.V1Job:
-        context = container_context.merge(
-            K8sContainerContext(
-                run_k8s_config=placement_k8s_config(self._settings, request, job_name, decision)
-            )
-        )
-        cluster_k8s_config = self._settings.cluster(cluster).step_k8s_config if decision is not None else None
-        if cluster_k8s_config:
-            cluster_config = UserDefinedDagsterK8sConfig.from_dict(cluster_k8s_config)
-            context = context.merge(K8sContainerContext(run_k8s_config=cluster_config))
-        job_config = self._job_config(context, ctx.instance)
-        if not job_config.job_image:
-            job_config = job_config.with_image(
-                ctx.execute_step_args.job_origin.repository_origin.container_image
-            )
-        if not job_config.job_image:
-            raise PlacementError("No image included in either executor config or the job")
-        run = ctx.dagster_run
-        labels = {
-            "dagster/job": run.job_name,
-            "dagster/op": step_key,
-            "dagster/run-id": ctx.execute_step_args.run_id,
-        }
-        if run.remote_job_origin:
-            labels["dagster/code-location"] = (
-                run.remote_job_origin.repository_origin.code_location_origin.location_name
-            )
-        deployment_name = get_deployment_id_label(context.run_k8s_config)
-        if deployment_name:
-            labels["dagster/deployment-name"] = deployment_name
+    def _launch(self, ctx: StepHandlerContext) -> StepLaunch:
+        """The step of ``ctx`` (one step per launch, as dagster-k8s), its job name, context and request."""
+        step_key = self._get_step_key(ctx)
+        container_context = self._get_container_context(ctx)
+        request = step_request(step_key, container_context.run_k8s_config, ctx.step_tags[step_key])
+        return StepLaunch(ctx, step_key, self._get_k8s_step_job_name(ctx), container_context, request)
+
+    def _build_job(self, launch: StepLaunch, cluster: str, decision: Decision | None) -> V1Job:
+        """The Job for ``cluster``; ``decision`` is None in single_cluster mode (node affinity decides)."""
+        context = placed_container_context(self._settings, launch, cluster, decision)
         owner_references = []
         if self._enable_owner_references and cluster == self._home_cluster:
             my_pod = self._detect_current_name_and_uid()
             if my_pod:
                 owner_references = [OwnerReference(kind="Pod", name=my_pod[0], uid=my_pod[1])]
-        return construct_dagster_k8s_job(
-            job_config=job_config,
-            args=ctx.execute_step_args.get_command_args(skip_serialized_namedtuple=True),
-            job_name=job_name,
-            pod_name=job_name,
-            component="step_worker",
-            user_defined_k8s_config=context.run_k8s_config,
-            labels=labels,
-            env_vars=[
-                *ctx.execute_step_args.get_command_env(),
-                {"name": "DAGSTER_RUN_JOB_NAME", "value": run.job_name},
-                {"name": "DAGSTER_RUN_STEP_KEY", "value": step_key},
-            ],
-            owner_references=owner_references,
-        )
+        return step_job(launch, context, self._job_config(context, launch.ctx.instance), owner_references)
 
     # ---- launch -------------------------------------------------------------------------------------------
 
     def launch_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
-        ctx = step_handler_context
-        step_key = self._get_step_key(ctx)
-        job_name = self._get_k8s_step_job_name(ctx)
-        container_context = self._get_container_context(ctx)
-        request = step_request(step_key, container_context.run_k8s_config, ctx.step_tags[step_key])
+        launch = self._launch(step_handler_context)
+        step_key, job_name = launch.step_key, launch.job_name
         if self._placer is None:
             cluster = next(iter(self._clients))
-            self._create(ctx, step_key, job_name, container_context, request, None, cluster)
-            self._placements[step_key] = _Placement(job_name, cluster, None, request, recorded=False)
+            self._create(launch, cluster, None)
+            self._placements[step_key] = _Placement(job_name, cluster, None, launch.request, recorded=False)
             DagsterEvent.step_worker_starting(
-                ctx.get_step_context(step_key),
+                launch.ctx.get_step_context(step_key),
                 message=f'Executing step "{step_key}" in Kubernetes job {job_name} on {cluster} '
                 "(single cluster: node affinity prefers on-prem nodes).",
                 metadata={"Kubernetes Job name": MetadataValue.text(job_name)},
             )
             return
         self._placer.start_watching()
-        self._place(ctx, step_key, job_name, container_context, request)
+        self._place(launch)
         yield from ()
 
     def _place(
-        self,
-        ctx: StepHandlerContext,
-        step_key: str,
-        job_name: str,
-        container_context: K8sContainerContext,
-        request: StepRequest,
-        unusable: Mapping[str, str] | None = None,
-        why_moved: str = "",
+        self, launch: StepLaunch, unusable: Mapping[str, str] | None = None, why_moved: str = ""
     ) -> bool:
         """Decide and submit; on a wait decision, remember the step (check_step_health retries it).
         Returns whether the job was created."""
+        ctx, step_key, job_name = launch.ctx, launch.step_key, launch.job_name
         placer = cast("Placer", self._placer)
         unusable = dict(unusable or {})
         readiness, readiness_summary = self.site_readiness(ctx.instance)
         for _ in range(len(self._settings.clusters) + 1):
-            trace = placer.decide(request, unusable, readiness)
+            trace = placer.decide(launch.request, unusable, readiness)
             decision = trace.decision
             if decision.is_blocked:
                 self._block(ctx, step_key, decision.reason, readiness_summary)
@@ -570,9 +242,9 @@ class PlacementStepHandler(K8sStepHandler):
                 self._wait(ctx, step_key, decision.reason)
                 return False
             cluster = cast("str", decision.cluster)
-            placer.reserve(decision, job_name, request)
+            placer.reserve(decision, job_name, launch.request)
             try:
-                self._create(ctx, step_key, job_name, container_context, request, decision, cluster)
+                self._create(launch, cluster, decision)
             except Exception as error:
                 placer.release(job_name)
                 if not is_unreachable_error(error):
@@ -580,7 +252,7 @@ class PlacementStepHandler(K8sStepHandler):
                 unusable[cluster] = f"job creation failed: {describe_api_error(error)}"
                 continue
             self._waiting.pop(step_key, None)
-            self._placements[step_key] = _Placement(job_name, cluster, decision.site, request)
+            self._placements[step_key] = _Placement(job_name, cluster, decision.site, launch.request)
             self._record(
                 ctx,
                 step_key,
@@ -594,17 +266,8 @@ class PlacementStepHandler(K8sStepHandler):
             return True
         raise PlacementError(f"step {step_key}: no cluster accepted job {job_name} ({unusable})")
 
-    def _create(
-        self,
-        ctx: StepHandlerContext,
-        step_key: str,
-        job_name: str,
-        container_context: K8sContainerContext,
-        request: StepRequest,
-        decision: Decision | None,
-        cluster: str,
-    ) -> None:
-        job = self._build_job(ctx, step_key, job_name, container_context, request, decision, cluster)
+    def _create(self, launch: StepLaunch, cluster: str, decision: Decision | None) -> None:
+        job = self._build_job(launch, cluster, decision)
         create_job_once(self._clients[cluster].batch_api, job, self._namespace, self._settings.api_timeout_s)
 
     def _record(
@@ -747,7 +410,7 @@ class PlacementStepHandler(K8sStepHandler):
         if step_key in self._blocked:
             return CheckStepHealthResult.unhealthy(reason=self._blocked.pop(step_key))
         if step_key in self._waiting:
-            return self._retry_waiting(ctx, step_key, job_name)
+            return self._retry_waiting(ctx, step_key)
         located = self._locate(ctx, step_key, job_name)
         if located is None:
             return CheckStepHealthResult.unhealthy(
@@ -772,11 +435,9 @@ class PlacementStepHandler(K8sStepHandler):
             self._check_unschedulable(ctx, step_key, placement, pods)
         return CheckStepHealthResult.healthy()
 
-    def _retry_waiting(self, ctx: StepHandlerContext, step_key: str, job_name: str) -> CheckStepHealthResult:
+    def _retry_waiting(self, ctx: StepHandlerContext, step_key: str) -> CheckStepHealthResult:
         waiting = self._waiting[step_key]
-        container_context = self._get_container_context(ctx)
-        request = step_request(step_key, container_context.run_k8s_config, ctx.step_tags[step_key])
-        if self._place(ctx, step_key, job_name, container_context, request):
+        if self._place(self._launch(ctx)):
             return CheckStepHealthResult.healthy()
         if step_key in self._blocked:
             return CheckStepHealthResult.unhealthy(reason=self._blocked.pop(step_key))
@@ -884,11 +545,9 @@ class PlacementStepHandler(K8sStepHandler):
         self._clients[placement.cluster].delete_job(job_name=job_name, namespace=self._namespace)
         self._forget(job_name)
         self._placements.pop(step_key, None)
-        container_context = self._get_container_context(ctx)
-        request = step_request(step_key, container_context.run_k8s_config, ctx.step_tags[step_key])
         # Every on-prem cluster is out for this step now; the policy picks a cloud cluster or waits.
         unusable = {c.context: why for c in self._settings.clusters if c.site is Site.ONPREM}
-        if self._place(ctx, step_key, job_name, container_context, request, unusable, why_moved=why):
+        if self._place(self._launch(ctx), unusable, why_moved=why):
             placed = self._placements[step_key]
             step_context.log.info(f'Step "{step_key}" resubmitted to {placed.site} cluster {placed.cluster}')
 
@@ -997,26 +656,6 @@ def _unschedulable_condition(pod: Mapping[str, Any]) -> dict | None:
         ):
             return condition
     return None
-
-
-def create_job_once(batch_api, job: kubernetes.client.V1Job, namespace: str, timeout: float) -> None:
-    """Create the job, retrying once after a transport error or a transient status. A 409 on that retry
-    means the first attempt did create it (its answer was lost). dagster-k8s 0.29.27's
-    ``k8s_api_retry_creation_mutation`` only accepts the 409 when the first failure was an HTTP status, so a
-    dropped connection followed by 409 fails the run there."""
-    for attempt in (1, 2):
-        try:
-            batch_api.create_namespaced_job(body=job, namespace=namespace, _request_timeout=timeout)
-            return
-        except ApiException as error:
-            if attempt == 2 and error.status == 409:
-                return
-            if attempt == 2 or not is_unreachable_error(error):
-                raise
-        except (urllib3.exceptions.HTTPError, OSError):
-            if attempt == 2:
-                raise
-        time.sleep(1.0)
 
 
 @executor(

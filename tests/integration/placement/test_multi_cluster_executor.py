@@ -104,7 +104,8 @@ def assert_a_restarted_run_worker_finds_every_job(clusters, run_id: str, sites: 
     cluster it ran on: what check_step_health and terminate_step use after a run worker restart."""
     from dagster_k8s.container_context import K8sContainerContext
 
-    from astromined.placement.executor import PlacementStepHandler, load_cluster_clients
+    from astromined.placement.clients import load_cluster_clients
+    from astromined.placement.executor import PlacementStepHandler
     from astromined.placement.settings import settings_from_config
 
     settings = settings_from_config(clusters.run_config()["execution"]["config"])
@@ -151,11 +152,11 @@ def test_node_not_ready_after_the_decision_moves_the_step_to_the_cloud(
     create = PlacementStepHandler._create
     failed = []
 
-    def node_fails_then_create(self, ctx, step_key, job_name, container_context, request, decision, cluster):
+    def node_fails_then_create(self, launch, cluster, decision):
         if cluster == "eks-a" and not failed:
             clusters.onprem.set_node_ready("v100-1", False)
-            failed.append(job_name)
-        return create(self, ctx, step_key, job_name, container_context, request, decision, cluster)
+            failed.append(launch.job_name)
+        return create(self, launch, cluster, decision)
 
     monkeypatch.setattr(PlacementStepHandler, "_create", node_fails_then_create)
     with execute_job(job("gpu_solo_job"), instance, run_config=clusters.run_config()) as result:

@@ -6,9 +6,9 @@ import kubernetes.client
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job
 
-from astromined.placement.executor import placement_k8s_config
 from astromined.placement.policy import StepRequest
 from astromined.placement.settings import settings_from_config
+from astromined.placement.step_job import placement_k8s_config
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 HYBRID = {

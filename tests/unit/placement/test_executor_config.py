@@ -8,16 +8,11 @@ from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import DagsterK8sJobConfig, construct_dagster_k8s_job, get_user_defined_k8s_config
 
 from astromined.environment import REPO_ROOT
-from astromined.placement.executor import (
-    PlacementError,
-    placement_k8s_config,
-    production_executor,
-    step_request,
-    unschedulable_seconds,
-)
+from astromined.placement.executor import PlacementError, production_executor, unschedulable_seconds
 from astromined.placement.policy import Action, Decision, PolicyError, Site, StepRequest
 from astromined.placement.settings import Mode, settings_from_config
 from astromined.placement.snapshot import PLACEMENT_ID_LABEL
+from astromined.placement.step_job import placement_k8s_config, step_request
 
 GIB = 2**30
 

@@ -25,13 +25,10 @@ import assets.models
 import assets.telemetry
 import assets.uplink
 from astromined.environment import REPO_ROOT
-from astromined.placement.executor import (
-    PLACEMENT_EXECUTOR_CONFIG_SCHEMA,
-    placement_k8s_config,
-    step_request,
-)
+from astromined.placement.executor_schema import PLACEMENT_EXECUTOR_CONFIG_SCHEMA
 from astromined.placement.policy import Action, ClusterSnapshot, Decision, PolicyError, Site, decide
 from astromined.placement.settings import settings_from_config
+from astromined.placement.step_job import placement_k8s_config, step_request
 from resources.signing import PROD_FLEET_PUBLIC_KEY_PATH, PROD_SIGNING_KEY_PATH
 
 SECRET = "astromined-uplink-signing-key"
