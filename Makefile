@@ -18,7 +18,7 @@ help:
 	@echo "make dev    - the Dagster web UI and daemon on http://127.0.0.1:3000 (local)"
 	@echo "make demo-k8s - the whole graph through the multi-cluster executor on two simulated clusters"
 	@echo "make exporter - pipeline metrics for Prometheus on http://127.0.0.1:9464/metrics (local)"
-	@echo "make dashboards - regenerate the Grafana dashboards and their Kubernetes manifests (commit them)"
+	@echo "make dashboards - regenerate the alert rules, Grafana dashboards and their Kubernetes manifests (commit them)"
 	@echo "make reliability - run every fault-injection/tamper/bad-input case; rewrite docs/reliability.md"
 	@echo "make lint | unit | integration | e2e | clean"
 
@@ -48,8 +48,10 @@ dev: $(VENV)/.installed
 exporter: $(VENV)/.installed
 	DAGSTER_HOME=$$($(BIN)/astromined home) $(BIN)/astromined exporter --host 127.0.0.1 --port 9464
 
-# Grafana dashboards as code (astromined/monitoring/dashboards/); a test fails if the JSON is stale.
+# Alert rules and Grafana dashboards as code (astromined/monitoring/rules/, dashboards/, their shared values in
+# alert_values.py); a test fails if the committed YAML or JSON is stale.
 dashboards: $(VENV)/.installed
+	$(BIN)/python -m astromined.monitoring.rules
 	$(BIN)/python -m astromined.monitoring.dashboards
 	# The Kubernetes PrometheusRule and dashboard ConfigMaps embed the rules and dashboards (infra/k8s/base).
 	$(BIN)/python -m astromined.monitoring.kube_manifests

@@ -14,10 +14,11 @@ import datetime as dt
 
 import dagster as dg
 
+from astromined.monitoring.alert_values import RUN_FAILED, RUN_FAILED_ALERT, runbook_url
 from resources.alerting import AlertmanagerResource, alert_timestamp
 
-ALERT_NAME = "AstrominedRunFailed"
-RUNBOOK_URL = f"https://git.astromined.internal/mlops/astromined/-/blob/main/docs/runbooks/{ALERT_NAME}.md"
+ALERT_NAME = RUN_FAILED_ALERT
+RUNBOOK_URL = runbook_url(ALERT_NAME)
 # A run failure is an event, not a state that Prometheus re-evaluates: keep the alert active long enough
 # for someone to act, instead of Alertmanager's resolve_timeout (5 min by default).
 ALERT_TTL = dt.timedelta(hours=12)
@@ -46,8 +47,8 @@ def failure_alert(
     return {
         "labels": {
             "alertname": ALERT_NAME,
-            "severity": "critical",
-            "team": "mlops",
+            "severity": RUN_FAILED.severity,
+            "team": RUN_FAILED.team,
             "job": job,
             "run_id": run_id,
             "step": step,

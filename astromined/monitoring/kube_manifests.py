@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from astromined.monitoring.alert_values import NAMESPACE
 from astromined.monitoring.generated_files import stale_files, write_files
 
 # The package is installed editable from the repository (pip install -e .): infra/ sits next to it.
@@ -24,7 +25,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO_ROOT / "infra" / "monitoring" / "prometheus" / "rules"
 DASHBOARDS_DIR = REPO_ROOT / "infra" / "monitoring" / "dashboards"
 DEFAULT_OUT_DIR = REPO_ROOT / "infra" / "k8s" / "base"
-NAMESPACE = "astromined"
 # kube-prometheus-stack: its Prometheus selects rules with the release label (ruleSelector) and Grafana's
 # sidecar loads ConfigMaps with grafana_dashboard=1 (infra/helm/kube-prometheus-stack-values.yaml).
 RELEASE_LABEL = {"release": "kube-prometheus-stack"}

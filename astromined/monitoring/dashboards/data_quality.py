@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 
+from astromined.monitoring.alert_values import (
+    CLOUD_CLUSTER,
+    ONPREM_CLUSTER,
+    PACKETS_QUARANTINED_RATIO_6H,
+    QUARANTINE_RATE_MAX,
+    percent,
+)
 from astromined.monitoring.dashboards.panels import (
     label_variable,
     new_dashboard,
@@ -17,8 +24,6 @@ from astromined.monitoring.dashboards.panels import (
 UID = "astromined-data-quality"
 FILENAME = "data-freshness-quality.json"
 ASSET = 'asset=~"$asset"'
-# raw_telemetry.max_quarantine_rate and AstrominedQuarantineRateHigh.
-QUARANTINE_LIMIT = 0.02
 
 
 def build() -> dashboard.Dashboard:
@@ -52,10 +57,11 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Quarantined packets (6 h)",
-                "Share of packets ingested in the last 6 hours that went to quarantine (limit 2 %).",
-                "max(cluster:astromined_packets_quarantined:ratio_increase6h)",
+                "Share of packets ingested in the last 6 hours that went to quarantine "
+                f"(limit {percent(QUARANTINE_RATE_MAX)}).",
+                f"max({PACKETS_QUARANTINED_RATIO_6H})",
                 unit="percentunit",
-                threshold_steps=((None, "green"), (QUARANTINE_LIMIT, "red")),
+                threshold_steps=((None, "green"), (QUARANTINE_RATE_MAX, "red")),
             )
         )
         .with_panel(
@@ -121,11 +127,12 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             timeseries_panel(
                 "Quarantine rate (6 h)",
-                "Quarantined share of the packets ingested in the last 6 hours; the alert fires above 2 %.",
-                [query("max(cluster:astromined_packets_quarantined:ratio_increase6h)", "quarantined share")],
+                "Quarantined share of the packets ingested in the last 6 hours; the alert fires above "
+                f"{percent(QUARANTINE_RATE_MAX)}.",
+                [query(f"max({PACKETS_QUARANTINED_RATIO_6H})", "quarantined share")],
                 unit="percentunit",
                 width=8,
-                threshold_steps=((None, "green"), (QUARANTINE_LIMIT, "red")),
+                threshold_steps=((None, "green"), (QUARANTINE_RATE_MAX, "red")),
             )
         )
         .with_panel(
@@ -160,8 +167,9 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             table_panel(
                 "Readiness by site and component",
-                "Current status (ready, not_ready, not_configured) of every readiness row: clusters eks-a "
-                "and eks, object stores, instance storage, monitoring, local probes and gpu_sites.",
+                "Current status (ready, not_ready, not_configured) of every readiness row: clusters "
+                f"{ONPREM_CLUSTER} and {CLOUD_CLUSTER}, object stores, instance storage, monitoring, local "
+                "probes and gpu_sites.",
                 "max by (site, component, status) (astromined_readiness_status) == 1",
             )
         )

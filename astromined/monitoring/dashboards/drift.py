@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 
+from astromined.monitoring.alert_values import DRIFT_CLASS_MIX_SHIFT_THRESHOLD, DRIFT_PSI_THRESHOLD
 from astromined.monitoring.dashboards.panels import new_dashboard, query, stat_panel, timeseries_panel
 
 UID = "astromined-drift"
 FILENAME = "drift.json"
-# Defaults of astromined.features.drift.DriftThresholds.
-PSI_THRESHOLD = 0.2
-CLASS_MIX_SHIFT_THRESHOLD = 0.05
 
 
 def build() -> dashboard.Dashboard:
@@ -34,9 +32,10 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Largest PSI",
-                "Largest population stability index over the features (drift above 0.2).",
+                "Largest population stability index over the features (drift above "
+                f"{DRIFT_PSI_THRESHOLD:g}).",
                 "max(astromined_drift_max_psi)",
-                threshold_steps=((None, "green"), (PSI_THRESHOLD, "orange")),
+                threshold_steps=((None, "green"), (DRIFT_PSI_THRESHOLD, "orange")),
             )
         )
         .with_panel(
@@ -50,9 +49,10 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Class-mix shift",
-                "Total-variation distance of the predicted class mix from the reference (drift above 0.05).",
+                "Total-variation distance of the predicted class mix from the reference (drift above "
+                f"{DRIFT_CLASS_MIX_SHIFT_THRESHOLD:g}).",
                 "max(astromined_drift_class_mix_shift)",
-                threshold_steps=((None, "green"), (CLASS_MIX_SHIFT_THRESHOLD, "orange")),
+                threshold_steps=((None, "green"), (DRIFT_CLASS_MIX_SHIFT_THRESHOLD, "orange")),
             )
         )
         .with_row(dashboard.Row("Over time"))
@@ -61,7 +61,7 @@ def build() -> dashboard.Dashboard:
                 "Largest PSI",
                 "Largest PSI of each evaluated partition; the dashed line is the drift threshold.",
                 [query("max(astromined_drift_max_psi)", "max PSI")],
-                threshold_steps=((None, "green"), (PSI_THRESHOLD, "orange")),
+                threshold_steps=((None, "green"), (DRIFT_PSI_THRESHOLD, "orange")),
             )
         )
         .with_panel(
@@ -69,7 +69,7 @@ def build() -> dashboard.Dashboard:
                 "Class-mix shift",
                 "Total-variation distance of the predicted class mix; the dashed line is the threshold.",
                 [query("max(astromined_drift_class_mix_shift)", "class-mix TVD")],
-                threshold_steps=((None, "green"), (CLASS_MIX_SHIFT_THRESHOLD, "orange")),
+                threshold_steps=((None, "green"), (DRIFT_CLASS_MIX_SHIFT_THRESHOLD, "orange")),
             )
         )
         .with_panel(

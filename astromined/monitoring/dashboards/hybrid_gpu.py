@@ -6,6 +6,20 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 
+from astromined.monitoring.alert_values import (
+    CLOUD_CLUSTER,
+    CLOUD_GPU_HOURS_BUDGET,
+    CLOUD_GPU_HOURS_BUDGET_DAILY,
+    GPU_ALLOCATABLE,
+    GPU_HOURS_1D,
+    GPU_REQUESTS_SCHEDULED,
+    GPU_REQUESTS_SCHEDULED_RATIO,
+    NAMESPACE,
+    ONPREM_CLUSTER,
+    ONPREM_GPU_SATURATION_RATIO,
+    POD_MEMORY_LIMIT_RATIO,
+    percent,
+)
 from astromined.monitoring.dashboards.panels import (
     label_variable,
     new_dashboard,
@@ -18,6 +32,7 @@ from astromined.monitoring.dashboards.panels import (
 UID = "astromined-hybrid-gpu"
 FILENAME = "hybrid-gpu-usage.json"
 CLUSTER = 'cluster=~"$cluster"'
+NS = f'namespace="{NAMESPACE}"'
 
 
 def build() -> dashboard.Dashboard:
@@ -25,8 +40,8 @@ def build() -> dashboard.Dashboard:
         new_dashboard(
             UID,
             "AstroMined / Hybrid GPU usage",
-            "GPU capacity and use on-prem (eks-a, 27 x 2 V100) and in AWS (eks), where the executor placed "
-            "steps, GPU-hours per site against the cloud budget.",
+            f"GPU capacity and use on-prem ({ONPREM_CLUSTER}, 27 x 2 V100) and in AWS ({CLOUD_CLUSTER}), "
+            "where the executor placed steps, GPU-hours per site against the cloud budget.",
         )
         .with_variable(label_variable("cluster", "Cluster", "kube_node_status_allocatable"))
         .with_row(dashboard.Row("Now"))
@@ -34,10 +49,10 @@ def build() -> dashboard.Dashboard:
             stat_panel(
                 "On-prem GPUs requested",
                 "Share of on-prem GPUs held by scheduled, unfinished pods "
-                "(AstrominedOnPremGPUsSaturated >= 90 %).",
-                'max(cluster:gpu_requests_scheduled:ratio{cluster="eks-a"})',
+                f"(AstrominedOnPremGPUsSaturated >= {percent(ONPREM_GPU_SATURATION_RATIO)}).",
+                f'max({GPU_REQUESTS_SCHEDULED_RATIO}{{cluster="{ONPREM_CLUSTER}"}})',
                 unit="percentunit",
-                threshold_steps=((None, "green"), (0.75, "orange"), (0.9, "red")),
+                threshold_steps=((None, "green"), (0.75, "orange"), (ONPREM_GPU_SATURATION_RATIO, "red")),
             )
         )
         .with_panel(
@@ -54,16 +69,16 @@ def build() -> dashboard.Dashboard:
             stat_panel(
                 "Cloud GPU-hours (24 h)",
                 "GPU-hours of steps in AWS EKS in the last 24 hours (AstrominedCloudGPUHoursOverBudget).",
-                'sum(site:astromined_gpu_hours:increase1d{site="cloud"}) or vector(0)',
+                f'sum({GPU_HOURS_1D}{{site="cloud"}}) or vector(0)',
                 unit="h",
-                threshold_steps=((None, "green"), (24, "red")),
+                threshold_steps=((None, "green"), (CLOUD_GPU_HOURS_BUDGET_DAILY, "red")),
             )
         )
         .with_panel(
             stat_panel(
                 "Daily cloud GPU budget",
-                "GPU-hours per rolling 24 hours (recording rule astromined:cloud_gpu_hours_budget:daily).",
-                "max(astromined:cloud_gpu_hours_budget:daily)",
+                f"GPU-hours per rolling 24 hours (recording rule {CLOUD_GPU_HOURS_BUDGET}).",
+                f"max({CLOUD_GPU_HOURS_BUDGET})",
                 unit="h",
             )
         )
@@ -72,9 +87,9 @@ def build() -> dashboard.Dashboard:
             timeseries_panel(
                 "GPUs requested / allocatable",
                 "Share of each cluster's GPUs held by scheduled, unfinished pods.",
-                [query(f"cluster:gpu_requests_scheduled:ratio{{{CLUSTER}}}", "{{cluster}}")],
+                [query(f"{GPU_REQUESTS_SCHEDULED_RATIO}{{{CLUSTER}}}", "{{cluster}}")],
                 unit="percentunit",
-                threshold_steps=((None, "green"), (0.9, "red")),
+                threshold_steps=((None, "green"), (ONPREM_GPU_SATURATION_RATIO, "red")),
                 min_value=0,
                 max_value=1,
             )
@@ -84,8 +99,8 @@ def build() -> dashboard.Dashboard:
                 "GPUs allocatable and requested",
                 "Allocatable GPUs (nodes Ready) and GPUs requested by scheduled pods, per cluster.",
                 [
-                    query(f"cluster:gpu_allocatable:sum{{{CLUSTER}}}", "{{cluster}} allocatable"),
-                    query(f"cluster:gpu_requests_scheduled:sum{{{CLUSTER}}}", "{{cluster}} requested"),
+                    query(f"{GPU_ALLOCATABLE}{{{CLUSTER}}}", "{{cluster}} allocatable"),
+                    query(f"{GPU_REQUESTS_SCHEDULED}{{{CLUSTER}}}", "{{cluster}} requested"),
                 ],
             )
         )
@@ -103,8 +118,8 @@ def build() -> dashboard.Dashboard:
                 "GPU-hours per site (24 h)",
                 "GPU-hours of GPU steps per site over a rolling 24 hours, and the cloud budget.",
                 [
-                    query("site:astromined_gpu_hours:increase1d", "{{site}}"),
-                    query("astromined:cloud_gpu_hours_budget:daily", "cloud budget"),
+                    query(GPU_HOURS_1D, "{{site}}"),
+                    query(CLOUD_GPU_HOURS_BUDGET, "cloud budget"),
                 ],
                 unit="h",
                 width=8,
@@ -122,16 +137,14 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             timeseries_panel(
                 "Pipeline pods Pending / Unschedulable",
-                "Pods in namespace astromined waiting to start, per cluster.",
+                f"Pods in namespace {NAMESPACE} waiting to start, per cluster.",
                 [
                     query(
-                        "sum by (cluster) "
-                        f'(kube_pod_status_phase{{namespace="astromined", phase="Pending", {CLUSTER}}})',
+                        f'sum by (cluster) (kube_pod_status_phase{{{NS}, phase="Pending", {CLUSTER}}})',
                         "{{cluster}} pending",
                     ),
                     query(
-                        "sum by (cluster) "
-                        f'(kube_pod_status_unschedulable{{namespace="astromined", {CLUSTER}}})',
+                        f"sum by (cluster) (kube_pod_status_unschedulable{{{NS}, {CLUSTER}}})",
                         "{{cluster}} unschedulable",
                     ),
                 ],
@@ -155,13 +168,13 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             table_panel(
                 "Pipeline containers closest to their memory limit",
-                "Top 10 containers in namespace astromined by working set / memory limit "
-                "(AstrominedPodMemoryHigh > 90 %).",
+                f"Top 10 containers in namespace {NAMESPACE} by working set / memory limit "
+                f"(AstrominedPodMemoryHigh > {percent(POD_MEMORY_LIMIT_RATIO)}).",
                 "topk(10, max by (cluster, pod, container, node) "
-                f'(container_memory_working_set_bytes{{namespace="astromined", container!="", {CLUSTER}}}) '
+                f'(container_memory_working_set_bytes{{{NS}, container!="", {CLUSTER}}}) '
                 "/ on (cluster, pod, container) group_left () max by (cluster, pod, container) "
                 "(kube_pod_container_resource_limits"
-                f'{{namespace="astromined", resource="memory", {CLUSTER}}}))',
+                f'{{{NS}, resource="memory", {CLUSTER}}}))',
                 width=8,
                 unit="percentunit",
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from astromined.monitoring import catalog
+from astromined.monitoring.alert_values import PROMOTIONS_1D
 from astromined.monitoring.dashboards.panels import (
     new_dashboard,
     query,
@@ -70,7 +71,7 @@ def build() -> dashboard.Dashboard:
             stat_panel(
                 "Blocked promotions (24 h)",
                 "Candidates the promotion gate blocked in the last 24 hours (AstrominedPromotionBlocked).",
-                'sum(cluster_outcome:astromined_promotions:increase1d{outcome="blocked"}) or vector(0)',
+                f'sum({PROMOTIONS_1D}{{outcome="blocked"}}) or vector(0)',
                 threshold_steps=((None, "green"), (1, "orange")),
             )
         )

@@ -19,9 +19,10 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from astromined.monitoring.alert_values import RUNBOOKS_INDEX_URL
+
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAGS = ["astromined"]
-RUNBOOKS_URL = "https://git.astromined.internal/mlops/astromined/-/tree/main/docs/runbooks"
 
 
 def new_dashboard(uid: str, title: str, description: str) -> dashboard.Dashboard:
@@ -43,7 +44,7 @@ def new_dashboard(uid: str, title: str, description: str) -> dashboard.Dashboard
             .include_vars(True)
             .keep_time(True)
         )
-        .link(dashboard.DashboardLink("Runbooks").url(RUNBOOKS_URL).target_blank(True).icon("doc"))
+        .link(dashboard.DashboardLink("Runbooks").url(RUNBOOKS_INDEX_URL).target_blank(True).icon("doc"))
     )
 
 

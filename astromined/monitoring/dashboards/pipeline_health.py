@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard
 
+from astromined.monitoring.alert_values import (
+    DAEMON_HEARTBEAT_MAX_AGE_S,
+    EXPORTER_JOB,
+    RUN_FAILURES_30M,
+    SLO_BUCKET_MATCHER,
+    SLO_ERROR_BUDGET,
+    SLO_LATENCY_S,
+    SLO_PERIOD,
+    in_words,
+    percent,
+    slo_error_ratio,
+)
 from astromined.monitoring.dashboards.panels import (
     label_variable,
     new_dashboard,
@@ -17,8 +29,9 @@ from astromined.monitoring.dashboards.panels import (
 UID = "astromined-pipeline-health"
 FILENAME = "pipeline-health.json"
 JOB = 'job=~"$job"'
-# Objective of the data-to-model latency SLO (infra/monitoring/prometheus/rules/astromined-slo.rules.yml).
-SLO_BUCKET = 'le=~"3600(\\\\.0)?"'
+LATENCY = "astromined_data_to_model_latency_seconds"
+# The data-to-model latency SLO, in words.
+SLO = f"{percent(1 - SLO_ERROR_BUDGET)} of uplink packages within {in_words(SLO_LATENCY_S)} of their downlink"
 
 
 def build() -> dashboard.Dashboard:
@@ -27,7 +40,7 @@ def build() -> dashboard.Dashboard:
             UID,
             "AstroMined / Pipeline health",
             "Dagster runs, queue, steps, daemon and automation of the AstroMined code location, and the "
-            "data-to-model latency SLO (99 % of uplink packages within 1 h of their downlink).",
+            f"data-to-model latency SLO ({SLO}).",
         )
         .with_variable(label_variable("job", "Dagster job", "astromined_runs"))
         .with_row(dashboard.Row("Now"))
@@ -35,7 +48,7 @@ def build() -> dashboard.Dashboard:
             stat_panel(
                 "Failed runs (30 min)",
                 "Runs that ended in FAILURE in the last 30 minutes (AstrominedPipelineRunsFailing).",
-                f"sum(cluster_job:astromined_run_failures:increase30m{{{JOB}}}) or vector(0)",
+                f"sum({RUN_FAILURES_30M}{{{JOB}}}) or vector(0)",
                 threshold_steps=((None, "green"), (1, "red")),
             )
         )
@@ -52,17 +65,17 @@ def build() -> dashboard.Dashboard:
             stat_panel(
                 "Stalest daemon heartbeat",
                 "Seconds since the least recent Dagster daemon heartbeat "
-                "(AstrominedDaemonHeartbeatStale > 300 s).",
+                f"(AstrominedDaemonHeartbeatStale > {DAEMON_HEARTBEAT_MAX_AGE_S} s).",
                 "max(astromined_daemon_heartbeat_age_seconds)",
                 unit="s",
-                threshold_steps=((None, "green"), (120, "orange"), (300, "red")),
+                threshold_steps=((None, "green"), (120, "orange"), (DAEMON_HEARTBEAT_MAX_AGE_S, "red")),
             )
         )
         .with_panel(
             stat_panel(
                 "Exporter up",
                 "1 when Prometheus scrapes the pipeline exporter (AstrominedExporterDown).",
-                'min(up{job="astromined-exporter"})',
+                f'min(up{{job="{EXPORTER_JOB}"}})',
                 threshold_steps=((None, "red"), (1, "green")),
             )
         )
@@ -112,10 +125,11 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             timeseries_panel(
                 "Daemon heartbeat age",
-                "Seconds since each Dagster daemon's last heartbeat; the alert fires above 300 s.",
+                "Seconds since each Dagster daemon's last heartbeat; the alert fires above "
+                f"{DAEMON_HEARTBEAT_MAX_AGE_S} s.",
                 [query("max by (daemon) (astromined_daemon_heartbeat_age_seconds)", "{{daemon}}")],
                 unit="s",
-                threshold_steps=((None, "green"), (300, "red")),
+                threshold_steps=((None, "green"), (DAEMON_HEARTBEAT_MAX_AGE_S, "red")),
             )
         )
         .with_panel(
@@ -155,10 +169,10 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             stat_panel(
                 "Error budget left (30 d)",
-                "Share of the 30-day error budget (1 % of uplink packages later than 1 h) still unspent.",
-                "1 - (1 - sum(increase(astromined_data_to_model_latency_seconds_bucket{"
-                + SLO_BUCKET
-                + "}[30d])) / sum(increase(astromined_data_to_model_latency_seconds_count[30d]))) / 0.01",
+                f"Share of the 30-day error budget ({percent(SLO_ERROR_BUDGET)} of uplink packages later "
+                f"than {in_words(SLO_LATENCY_S)}) still unspent.",
+                f"1 - (1 - sum(increase({LATENCY}_bucket{{{SLO_BUCKET_MATCHER}}}[{SLO_PERIOD}])) "
+                f"/ sum(increase({LATENCY}_count[{SLO_PERIOD}]))) / {SLO_ERROR_BUDGET:g}",
                 unit="percentunit",
                 threshold_steps=((None, "red"), (0.25, "orange"), (0.5, "green")),
             )
@@ -181,22 +195,18 @@ def build() -> dashboard.Dashboard:
                 ],
                 unit="s",
                 width=9,
-                threshold_steps=((None, "green"), (3600, "red")),
+                threshold_steps=((None, "green"), (SLO_LATENCY_S, "red")),
             )
         )
         .with_panel(
             timeseries_panel(
                 "Burn-rate windows",
-                "Error ratio (share of packages later than 1 h) over the alerting windows; SLO: at most 1 %.",
-                [
-                    query("astromined:data_to_model_latency:error_ratio_rate1h", "1h"),
-                    query("astromined:data_to_model_latency:error_ratio_rate6h", "6h"),
-                    query("astromined:data_to_model_latency:error_ratio_rate1d", "1d"),
-                    query("astromined:data_to_model_latency:error_ratio_rate3d", "3d"),
-                ],
+                f"Error ratio (share of packages later than {in_words(SLO_LATENCY_S)}) over the alerting "
+                f"windows; SLO: at most {percent(SLO_ERROR_BUDGET)}.",
+                [query(slo_error_ratio(window), window) for window in ("1h", "6h", "1d", "3d")],
                 unit="percentunit",
                 width=9,
-                threshold_steps=((None, "green"), (0.01, "red")),
+                threshold_steps=((None, "green"), (SLO_ERROR_BUDGET, "red")),
             )
         )
     )

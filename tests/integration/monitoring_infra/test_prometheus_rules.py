@@ -27,6 +27,8 @@ from support.monitoring_stack import (
     template_queries,
 )
 
+from astromined.monitoring import alert_values
+
 ALERT_NAMES = sorted({rule["alert"] for rule in alert_rules()})
 
 
@@ -78,18 +80,20 @@ def test_production_prometheus_config_passes_promtool(tmp_path):
 
 
 def test_production_scrape_config_labels_every_job_with_its_cluster():
+    """The `cluster` values the rules and dashboards select (alert_values.CLUSTERS) are the ones the scrape
+    config writes, and the exporter's scrape job is the one AstrominedExporterDown watches."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     clusters = {}
     for job in config["scrape_configs"]:
         labels = [r["replacement"] for r in job["relabel_configs"] if r.get("target_label") == "cluster"]
         assert len(labels) == 1, job["job_name"]
         clusters[job["job_name"]] = labels[0]
-    assert set(clusters.values()) == {"eks-a", "eks"}
-    assert {name for name, cluster in clusters.items() if cluster == "eks"} == {
+    assert set(clusters.values()) == set(alert_values.CLUSTERS) == {"eks-a", "eks"}
+    assert {name for name, cluster in clusters.items() if cluster == alert_values.CLOUD_CLUSTER} == {
         "kube-state-metrics-eks",
         "cadvisor-eks",
     }
-    exporter = next(job for job in config["scrape_configs"] if job["job_name"] == "astromined-exporter")
+    exporter = next(job for job in config["scrape_configs"] if job["job_name"] == alert_values.EXPORTER_JOB)
     assert exporter["honor_labels"] is True, (
         "the exporter's `job` label is the Dagster job (docs/contracts.md)"
     )

@@ -1,0 +1,5 @@
+import sys
+
+from astromined.monitoring.rules.generate import main
+
+sys.exit(main())
