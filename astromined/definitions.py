@@ -12,6 +12,7 @@ import assets.models
 import assets.readiness
 import assets.telemetry
 import assets.uplink
+from assets.code_versions import with_code_versions
 from astromined.automation import build_automation
 from astromined.automation.freshness import with_freshness_policies
 from astromined.environment import Environment, Settings, load_settings
@@ -44,8 +45,10 @@ def build_definitions(settings: Settings, executor: dg.ExecutorDefinition | None
         build_automation(settings),
         dg.Definitions(resources=build_resources(settings), executor=executor or executor_for(settings)),
     )
-    # Cross-cutting policy, once for every layer: freshness (astromined/automation/freshness.py).
-    return with_freshness_policies(merged)
+    # Cross-cutting policy, once for every layer: code versions from the code each asset reaches (a model
+    # code change makes only the model assets stale: assets/code_versions.py), freshness
+    # (astromined/automation/freshness.py).
+    return with_freshness_policies(with_code_versions(merged))
 
 
 @dg.definitions

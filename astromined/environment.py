@@ -6,7 +6,7 @@ environment-dependent (resources, executor, instance) is built from the ``Settin
 Variables:
   ASTROMINED_ENV        local (default) | prod
   ASTROMINED_STATE_DIR  where local state lives (default: <repo>/.state)
-  ASTROMINED_SCALE      tiny | default | benchmark: the simulated fleet's size, a key of
+  ASTROMINED_SCALE      tiny | default | benchmark | benchmark-quarter: the simulated fleet's size, a key of
                         astromined.fleet_presets.SCALES (local only)
   ASTROMINED_SEED       the simulator's seed (default 42)
   ASTROMINED_DRIFT      none (default) | demo: the simulator's drift scenarios, a key of

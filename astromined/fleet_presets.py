@@ -34,6 +34,10 @@ SCALES: dict[str, Scale] = {
     "default": Scale("default", observations_per_satellite=40, population_size=20_000),
     # ≥ 1 GB of downlink for one day (10.5 M packets), for benchmarks.
     "benchmark": Scale("benchmark", observations_per_satellite=21_000, population_size=200_000),
+    # A quarter of that day (0.26 GB), for benchmarks that need a month of days on local disk.
+    "benchmark-quarter": Scale(
+        "benchmark-quarter", observations_per_satellite=5_250, population_size=200_000
+    ),
 }
 
 DRIFT_PRESETS: dict[str, tuple[dict[str, Any], ...]] = {
