@@ -12,6 +12,7 @@ from astromined.environment import code_version
 from astromined.features.engineering import MODEL_FEATURES, model_inputs
 from astromined.features.reference_stats import ReferenceStatistics
 from astromined.features.training_set import combine_days, load_training_manifest
+from astromined.ml.champion import evaluate_champion
 from astromined.ml.dataset import split_arrays
 from astromined.ml.distributed import train_distributed
 from astromined.ml.evaluate import (
@@ -22,13 +23,13 @@ from astromined.ml.evaluate import (
     model_metrics,
 )
 from astromined.ml.model import ArchitectureConfig
-from astromined.ml.promotion import PromotionPolicy, decide_promotion
-from astromined.ml.registry import (
-    CorruptRecordError,
-    ModelIntegrityError,
-    ModelRegistry,
-    UnknownModelVersionError,
+from astromined.ml.promotion import (
+    PromotionPolicy,
+    champion_holdout_metrics,
+    champion_metric_values,
+    decide_promotion,
 )
+from astromined.ml.registry import CorruptRecordError, ModelRegistry
 from astromined.ml.scoring import mining_value, rank_sectors
 from astromined.ml.train import TrainConfig, predict, train_model
 from astromined.placement.step_metadata import placement_metadata
@@ -172,7 +173,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
 
-    champion = _evaluate_champion(context, registry, holdout)
+    champion = evaluate_champion(registry, holdout, on_error=context.log.error)
     baseline = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
     evaluation = {
         "candidate": {"version": candidate_version, "metrics": candidate_metrics},
@@ -183,9 +184,8 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         "evaluated_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     store.put_bytes(lake_layout.evaluation(candidate_version), json.dumps(evaluation, indent=2).encode())
-    png_key = f"models/evaluations/{candidate_version}_confusion.png"
     png = confusion_png(matrix, f"candidate {candidate_version} on holdout")
-    store.put_bytes(png_key, png)
+    store.put_bytes(lake_layout.evaluation_confusion_png(candidate_version), png)
     return dg.MaterializeResult(
         metadata={
             "candidate": candidate_version,
@@ -200,41 +200,11 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             "champion": (champion["version"] or "unreadable pointer") if champion else "none",
             **({"champion_error": champion["error"]} if champion and "error" in champion else {}),
             # The champion before this run's decision, on this holdout (NaN: none, or unusable).
-            **_champion_metadata(champion["metrics"] if champion and "metrics" in champion else None),
+            **champion_metric_values(champion["metrics"] if champion and "metrics" in champion else None),
             "confusion_matrix": dg.MetadataValue.md(confusion_markdown(matrix)),
             "confusion_matrix_png": dg.MetadataValue.md(_inline_png(png)),
         }
     )
-
-
-# The champion's holdout metrics the exporter reads (astromined_model_metric{role="champion"}).
-CHAMPION_METRICS = ("macro_f1", "accuracy", "m_type_recall", "ece")
-
-
-def _champion_metadata(metrics: dict | None) -> dict[str, float]:
-    return {f"champion_{m}": float(metrics[m]) if metrics else float("nan") for m in CHAMPION_METRICS}
-
-
-def _evaluate_champion(context: dg.AssetExecutionContext, registry: ModelRegistry, holdout) -> dict | None:
-    """{"version", "metrics"} of the current champion on the holdout; {"version", "error"} when it cannot
-    be used (its files fail the integrity check, its version is gone, or the pointer is unreadable)."""
-    try:
-        record = registry.champion()
-    except CorruptRecordError as exc:
-        context.log.error(str(exc))
-        return {"version": None, "error": str(exc)}
-    if record is None:
-        return None
-    try:
-        model, _ = registry.load(record["version"])
-    except (ModelIntegrityError, UnknownModelVersionError) as exc:
-        context.log.error(f"champion {record['version']} failed its integrity check: {exc}")
-        return {"version": record["version"], "error": str(exc)}
-    probabilities, metal = predict(model, holdout.x)
-    return {
-        "version": record["version"],
-        "metrics": model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal),
-    }
 
 
 def _inline_png(png: bytes) -> str:
@@ -294,15 +264,11 @@ def champion_model(context: dg.AssetExecutionContext, config: PromotionConfig, l
             metadata={"candidate": candidate_version, "decision": decision.reason, "promoted": False},
         )
     # The holdout metrics of whichever model is champion now, for the exporter and dashboards.
-    evaluated_champion = evaluation["champion"] or {}
-    if champion["version"] == candidate_version:
-        champion_metrics = evaluation["candidate"]["metrics"]
-    elif evaluated_champion.get("version") == champion["version"]:
-        champion_metrics = evaluated_champion.get("metrics")
-    else:
-        champion_metrics = None
+    champion_metrics = champion_holdout_metrics(evaluation, champion["version"])
+    if champion_metrics is None:
+        measured = (evaluation["champion"] or {}).get("version")
         context.log.warning(
-            f"the champion is now {champion['version']}, not the {evaluated_champion.get('version')} "
+            f"the champion is now {champion['version']}, not the {measured} "
             "model_evaluation measured (changed meanwhile?): no champion metrics this time"
         )
     return dg.MaterializeResult(
@@ -312,7 +278,7 @@ def champion_model(context: dg.AssetExecutionContext, config: PromotionConfig, l
             "promoted": decision.promote,
             "decision": decision.reason,
             "promoted_at": champion["promoted_at"],
-            **_champion_metadata(champion_metrics),
+            **champion_metric_values(champion_metrics),
         }
     )
 

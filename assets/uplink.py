@@ -8,7 +8,6 @@ valid; staging objects of runs that died are removed by the next run.
 """
 
 import datetime as dt
-import hashlib
 import json
 import shutil
 from pathlib import PurePosixPath
@@ -21,8 +20,11 @@ from astromined.ml.dataset import split_arrays
 from astromined.ml.quantize import parity, quantize, to_npz_bytes
 from astromined.ml.registry import ModelRegistry
 from astromined.ml.uplink import (
+    PackageChecks,
     PackageVerificationError,
-    build_package,
+    build_model_package,
+    check_package,
+    latest_record,
     public_key_fingerprint,
     verify_package,
 )
@@ -48,9 +50,6 @@ def newest_downlink_landed_at(instance: dg.DagsterInstance, partitions: list[str
         return None
     landed = result.records[0].asset_materialization.metadata.get(NEWEST_DOWNLINK_LANDED_AT)
     return None if landed is None else float(landed.value)
-
-
-QUANTIZATION = "int8 per-output-channel symmetric weights, float32 bias and normalization"
 
 
 class UplinkConfig(dg.Config):
@@ -167,50 +166,36 @@ def uplink_package(
             candidate, package_manifest = reused
             context.log.info(f"{store.describe(published_key)} verifies with the fleet key: kept as is")
         else:
-            package, package_manifest = build_package(
-                {"model_int8.npz": to_npz_bytes(arrays)},
-                {
-                    "model_version": version,
-                    "classes": manifest["architecture"]["classes"],
-                    "feature_names": manifest["architecture"]["feature_names"],
-                    "quantization": QUANTIZATION,
-                    "holdout_metrics": {k: v for k, v in manifest["metrics"].items()},
-                    # The fleet calibration the model's inputs were corrected with: onboard preprocessing
-                    # must apply the same table version.
-                    "calibration_versions": sorted(
-                        set(manifest.get("lineage", {}).get("calibration_versions", {}).values())
-                    ),
-                },
-                signing_key.private_key(),
+            package, package_manifest = build_model_package(
+                to_npz_bytes(arrays), version, manifest, signing_key.private_key()
             )
             store.put_bytes(staging_key, package)
             candidate = store.get_bytes(staging_key)
-        checks, why = _checks(candidate, fleet_key, fleet_fingerprint, version, agreement, config)
+        verdict = check_package(
+            candidate,
+            fleet_key,
+            version,
+            agreement,
+            max_bytes=config.max_package_bytes,
+            min_top1_agreement=config.min_top1_agreement,
+        )
+        checks = _check_results(verdict, fleet_fingerprint, version)
         failed = [check.check_name for check in checks if not check.passed]
         if failed:
             yield from checks
             raise dg.Failure(
                 description=f"uplink package for {version} NOT published: blocking check(s) {failed} failed"
-                f" ({why}); {store.describe(lake_layout.UPLINK_LATEST)} still points to "
+                f" ({verdict.failures}); {store.describe(lake_layout.UPLINK_LATEST)} still points to "
                 f"{_latest_version(store) or 'no package'}",
                 metadata={"failed_checks": failed, "model_version": version},
             )
         # Publish: the package first, latest.json last (a reader of latest.json finds a complete package).
         if reused is None:
             store.put_bytes(published_key, candidate)
-        store.put_bytes(
-            lake_layout.UPLINK_LATEST,
-            json.dumps(
-                {
-                    "version": version,
-                    "package": published_key,
-                    "size_bytes": len(candidate),
-                    "sha256": hashlib.sha256(candidate).hexdigest(),
-                    "fleet_public_key": fleet_fingerprint,
-                    "created_at": package_manifest["created_at"],
-                }
-            ).encode(),
+        record = latest_record(
+            version, published_key, candidate, fleet_fingerprint, package_manifest["created_at"]
         )
+        store.put_bytes(lake_layout.UPLINK_LATEST, json.dumps(record).encode())
     finally:
         _remove_staging(store, staging_key)
     context.log.info(
@@ -268,51 +253,29 @@ def _latest_version(store: BlobStore) -> str | None:
         return None
 
 
-def _checks(
-    package: bytes,
-    fleet_key: bytes,
-    fleet_fingerprint: str,
-    version: str,
-    agreement: dict[str, float],
-    config: UplinkConfig,
-) -> tuple[list[dg.AssetCheckResult], str]:
-    """The blocking checks on the package as stored in staging; and a line saying what failed."""
-    try:
-        verify_package(package, fleet_key, model_version=version)
-        verified, why = True, f"signature verifies with the fleet public key {fleet_fingerprint}"
-    except PackageVerificationError as exc:
-        verified, why = False, str(exc)
-    size_ok = len(package) <= config.max_package_bytes
-    parity_ok = agreement["top1_agreement"] >= config.min_top1_agreement
-    checks = [
+def _check_results(verdict: PackageChecks, fleet_fingerprint: str, version: str) -> list[dg.AssetCheckResult]:
+    """The blocking checks on the package as stored in staging, as Dagster records them."""
+    return [
         dg.AssetCheckResult(
             check_name=SIGNATURE_VERIFIES,
-            passed=verified,
-            description=why,
+            passed=verdict.verified,
+            description=verdict.verification,
             metadata={"fleet_public_key": fleet_fingerprint, "model_version": version},
         ),
         dg.AssetCheckResult(
             check_name=SIZE_BUDGET,
-            passed=size_ok,
-            metadata={"size_bytes": len(package), "budget_bytes": config.max_package_bytes},
+            passed=verdict.size_ok,
+            metadata={"size_bytes": verdict.size_bytes, "budget_bytes": verdict.max_bytes},
         ),
         dg.AssetCheckResult(
             check_name=INT8_PARITY,
-            passed=parity_ok,
+            passed=verdict.parity_ok,
             metadata={
-                **{k: float(v) for k, v in agreement.items()},
-                "min_top1_agreement": config.min_top1_agreement,
+                **{k: float(v) for k, v in verdict.agreement.items()},
+                "min_top1_agreement": verdict.min_top1_agreement,
             },
         ),
     ]
-    reasons = [] if verified else [why]
-    if not size_ok:
-        reasons.append(f"{len(package)} bytes > budget {config.max_package_bytes}")
-    if not parity_ok:
-        reasons.append(
-            f"int8 top-1 agreement {agreement['top1_agreement']:.4f} < {config.min_top1_agreement}"
-        )
-    return checks, "; ".join(reasons)
 
 
 defs = dg.Definitions(assets=[uplink_package])

@@ -39,6 +39,11 @@ def evaluation(version: str) -> str:
     return f"models/evaluations/{version}.json"
 
 
+def evaluation_confusion_png(version: str) -> str:
+    """The candidate's holdout confusion matrix as a picture, beside its evaluation."""
+    return f"models/evaluations/{version}_confusion.png"
+
+
 def uplink_package(version: str) -> str:
     return f"uplink/{version}/package.tar"
 

@@ -21,20 +21,13 @@ look drifted against every single day.
 
 Suggested defaults: a feature has drifted when PSI > PSI_DRIFT_THRESHOLD (0.2, the customary "significant
 shift") and the KS test rejects at KS_PVALUE_THRESHOLD (1e-3, strict because 21 features are tested every
-day). ``drifted_features`` applies both. Measured on the simulator (tests/unit/features/
-test_reference_stats.py, and the ``demo`` preset at the default scale, reference 1–5 March):
-
-- clean days: PSI ≤ 0.023 with ~1,400 rows per day, ≤ 0.002 with ~12,000; KS p ≥ 0.05;
-- CalibrationStep ``ir_factor`` 0.93 fleet-wide (demo, from 22 March): PSI 2.07 (refl_norm_1.05um) …
-  0.32 (refl_norm_2.45um), spectral_slope 0.57, band_depth_1um 0.79, KS p ≈ 0; exactly those 8 features
-  are flagged;
-- GainDrift: fleet-wide log_albedo PSI 0.06 at gain 1.10, 0.12 at 1.15, 0.20 at 1.20, 0.38–0.41 at 1.30.
+day). ``drifted_features`` applies both. What the scores measure on the simulator's clean days and drift
+scenarios: docs/automation.md, "Feature scores against the reference, measured".
 
 PSI of an unchanged distribution grows like (bins − 1) / rows, so score partitions of a few hundred rows or
-more. Drift confined to a few satellites or sectors (the demo's 15 March gain drift on 4 satellites and
-M-type shift in 2 sectors) does not move fleet-wide distributions (all PSI < 0.002 at the default scale):
-it needs references and scores per sector or satellite group: ``astromined.features.drift`` adds the
-champion's predicted class mix per sector, which finds the composition shift (docs/automation.md).
+more. Drift confined to a few satellites or sectors does not move fleet-wide distributions: it needs
+references and scores per sector or satellite group: ``astromined.features.drift`` adds the champion's
+predicted class mix per sector, which finds the composition shift (docs/automation.md).
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ from astromined.taxonomy import COMPLEXES
 
 ROLLBACK_HINT = "`astromined model rollback <version>` to a good version (`astromined model list` lists them)"
 
+# The champion's holdout metrics recorded with model_evaluation and champion_model (the exporter reads
+# them as astromined_model_metric{role="champion"}).
+CHAMPION_METRICS = ("macro_f1", "accuracy", "m_type_recall", "ece")
+
 
 @dataclasses.dataclass(frozen=True)
 class PromotionPolicy:
@@ -90,3 +94,21 @@ def decide_promotion(
         f"macro-F1 {new['macro_f1']:.4f} vs champion {old['macro_f1']:.4f} ({gain:+.4f}); "
         f"baseline {baseline['macro_f1']:.4f}",
     )
+
+
+def champion_metric_values(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    """``champion_<name>`` for each of CHAMPION_METRICS; all NaN without metrics (no champion, or one that
+    could not be evaluated)."""
+    return {f"champion_{m}": float(metrics[m]) if metrics else float("nan") for m in CHAMPION_METRICS}
+
+
+def champion_holdout_metrics(evaluation: Mapping[str, Any], champion_version: str) -> dict[str, float] | None:
+    """The holdout metrics, from model_evaluation's ``evaluation``, of the model that is champion after the
+    gate: the candidate's when it is the champion (promoted now or before), the evaluated champion's when
+    it stayed; None when the champion is neither (it changed after model_evaluation measured it)."""
+    if champion_version == evaluation["candidate"]["version"]:
+        return evaluation["candidate"]["metrics"]
+    evaluated = evaluation["champion"] or {}
+    if evaluated.get("version") == champion_version:
+        return evaluated.get("metrics")
+    return None

@@ -15,11 +15,13 @@ manifest, each once, the requested model version).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 RESERVED_MEMBERS = (MANIFEST, SIGNATURE)
+MODEL_MEMBER = "model_int8.npz"
+QUANTIZATION = "int8 per-output-channel symmetric weights, float32 bias and normalization"
 
 
 class PackageVerificationError(ValueError):
@@ -263,3 +267,104 @@ def open_package(
             f"{model_version!r} (an older signed package under another name?)"
         )
     return manifest, {name: files[name] for name in listed}
+
+
+# --- the champion's package (uplink_package) ----------------------------------------------------------
+
+
+def model_package_metadata(version: str, model_manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What a model package's manifest says about the model, from its registry manifest."""
+    return {
+        "model_version": version,
+        "classes": model_manifest["architecture"]["classes"],
+        "feature_names": model_manifest["architecture"]["feature_names"],
+        "quantization": QUANTIZATION,
+        "holdout_metrics": dict(model_manifest["metrics"]),
+        # The fleet calibration the model's inputs were corrected with: onboard preprocessing must apply
+        # the same table version.
+        "calibration_versions": sorted(
+            set(model_manifest.get("lineage", {}).get("calibration_versions", {}).values())
+        ),
+    }
+
+
+def build_model_package(
+    int8_npz: bytes, version: str, model_manifest: Mapping[str, Any], private_key: Ed25519PrivateKey
+) -> tuple[bytes, dict[str, Any]]:
+    """The signed package of a registered model: its int8 arrays (``quantize.to_npz_bytes``) and
+    ``model_package_metadata``; returns (tar bytes, manifest)."""
+    return build_package(
+        {MODEL_MEMBER: int8_npz}, model_package_metadata(version, model_manifest), private_key
+    )
+
+
+def latest_record(
+    version: str, package_key: str, package: bytes, fleet_fingerprint: str, created_at: str
+) -> dict[str, Any]:
+    """The body of uplink/latest.json for a published package."""
+    return {
+        "version": version,
+        "package": package_key,
+        "size_bytes": len(package),
+        "sha256": hashlib.sha256(package).hexdigest(),
+        "fleet_public_key": fleet_fingerprint,
+        "created_at": created_at,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageChecks:
+    """The blocking checks on a package before it is published (the asset records each as a check)."""
+
+    verified: bool
+    verification: str  # "signature verifies with ..." or why it does not
+    size_bytes: int
+    max_bytes: int
+    agreement: Mapping[str, float]  # quantize.parity: the int8 model against the float one
+    min_top1_agreement: float
+
+    @property
+    def size_ok(self) -> bool:
+        return self.size_bytes <= self.max_bytes
+
+    @property
+    def parity_ok(self) -> bool:
+        return self.agreement["top1_agreement"] >= self.min_top1_agreement
+
+    @property
+    def passed(self) -> bool:
+        return self.verified and self.size_ok and self.parity_ok
+
+    @property
+    def failures(self) -> str:
+        """One line saying what failed ("" when every check passed)."""
+        reasons = [] if self.verified else [self.verification]
+        if not self.size_ok:
+            reasons.append(f"{self.size_bytes} bytes > budget {self.max_bytes}")
+        if not self.parity_ok:
+            reasons.append(
+                f"int8 top-1 agreement {self.agreement['top1_agreement']:.4f} < {self.min_top1_agreement}"
+            )
+        return "; ".join(reasons)
+
+
+def check_package(
+    package: bytes,
+    fleet_key: bytes,
+    version: str,
+    agreement: Mapping[str, float],
+    *,
+    max_bytes: int,
+    min_top1_agreement: float,
+) -> PackageChecks:
+    """Verify ``package`` with the fleet key as a satellite does, and check its size and int8 parity."""
+    try:
+        verify_package(package, fleet_key, model_version=version)
+    except PackageVerificationError as exc:
+        verified, why = False, str(exc)
+    else:
+        verified, why = (
+            True,
+            f"signature verifies with the fleet public key {public_key_fingerprint(fleet_key)}",
+        )
+    return PackageChecks(verified, why, len(package), max_bytes, agreement, min_top1_agreement)

@@ -221,13 +221,14 @@ KILLED_RUN = textwrap.dedent(
     import os, signal, sys
     import dagster as dg
     import assets.uplink
+    import astromined.ml.uplink
     from astromined.environment import load_settings
     from resources import build_resources
 
     def killed(*args, **kwargs):  # the package is staged; SIGKILL before any check or publish
         os.kill(os.getpid(), signal.SIGKILL)
 
-    assets.uplink.verify_package = killed
+    astromined.ml.uplink.verify_package = killed  # the first check (check_package) verifies the signature
     settings = load_settings({"ASTROMINED_STATE_DIR": sys.argv[1], "ASTROMINED_SCALE": "tiny"})
     instance = dg.DagsterInstance.local_temp(tempdir=sys.argv[2])
     # Force a new build (a valid published package of the version would be kept without staging).
