@@ -5,17 +5,16 @@ import time
 import dagster as dg
 import torch
 
+from astromined.ml.device import CPU_THREADS, select_device
+
 
 class ComputeResource(dg.ConfigurableResource):
     allow_cuda: bool = True
-    torch_threads: int = 0  # 0: leave torch's default
+    # torch's CPU threads for the step's process (astromined/ml/device.py: why 1); 0 leaves torch's default.
+    torch_threads: int = CPU_THREADS
 
     def device(self) -> torch.device:
-        if self.torch_threads > 0:
-            torch.set_num_threads(self.torch_threads)
-        if self.allow_cuda and torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
+        return select_device(self.allow_cuda, self.torch_threads)
 
     def probe(self) -> tuple[bool, str]:
         """Run a small matmul on the chosen device and report what it is."""

@@ -1,0 +1,335 @@
+"""The downlink-to-uplink pipeline as one plain Python process: the baseline of `data_to_model.py`.
+
+The same domain functions the assets call (astromined.telemetry, features, ml, storage), in the order the
+main job runs them, on the same local lake and landing-zone layout, with the same checks (schema
+validation, blocking package checks) — but no Dagster: no instance, no event log, no run storage, no
+step boundaries, no asset checks recorded. What a careful engineer's script would do. It never imports
+dagster, ``assets`` or ``resources`` (``data_to_model.py`` asserts that after a run).
+
+Usage:  .venv/bin/python benchmarks/plain_pipeline.py --state DIR --day YYYY-MM-DD --timings OUT.json
+        [--scale benchmark] [--window-days 7]
+
+``--state`` is laid out as ``astromined run`` lays out ASTROMINED_STATE_DIR (``landing_zone/``, ``lake/``,
+``secrets/``). OUT.json gets each stage's wall-clock start and end (``time.time()``) and the outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import io
+import json
+import shutil
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+STAGES = (
+    "readiness",
+    "ingest",
+    "features",
+    "training_set",
+    "train",
+    "evaluate",
+    "promote",
+    "rank",
+    "package",
+)
+
+
+class StageClock:
+    """Wall-clock start/end of each stage, as ``time.time()`` (comparable with Dagster's step stats)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, dict[str, float]] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.time()
+        try:
+            yield
+        finally:
+            self.stages[name] = {"start": started, "end": time.time()}
+            print(f"plain: {name} {self.stages[name]['end'] - started:.2f} s", file=sys.stderr, flush=True)
+
+
+def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> dict:
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+    import torch
+
+    from astromined import lake_layout
+    from astromined.calibration import FleetCalibration, is_calibration_key, select_for_day
+    from astromined.features.engineering import MODEL_FEATURES, aggregate_by_asteroid, model_inputs
+    from astromined.features.reference_stats import ReferenceStatistics
+    from astromined.features.training_set import (
+        build_training_set,
+        combine_days,
+        load_training_manifest,
+        save_training_set,
+    )
+    from astromined.features.validation import validate_features, validate_training_set
+    from astromined.ml.dataset import split_arrays
+    from astromined.ml.device import select_device
+    from astromined.ml.evaluate import baseline_metrics, confusion, confusion_png, model_metrics
+    from astromined.ml.model import ArchitectureConfig
+    from astromined.ml.promotion import PromotionPolicy, decide_promotion
+    from astromined.ml.quantize import parity, quantize, to_npz_bytes
+    from astromined.ml.registry import ModelRegistry
+    from astromined.ml.scoring import mining_value, rank_sectors
+    from astromined.ml.train import TrainConfig, predict, train_model
+    from astromined.ml.uplink import (
+        build_package,
+        generate_private_key_pem,
+        load_private_key,
+        public_key_pem,
+        verify_package,
+    )
+    from astromined.storage import LocalBlobStore, read_parquet, read_parquet_metadata, write_parquet
+    from astromined.taxonomy import COMPLEX_INDEX, COMPLEXES, METAL_RICH_COMPLEX
+    from astromined.telemetry.ingest import stream_day
+    from astromined.telemetry.parquet_sink import ParquetDaySink
+
+    partition = day.isoformat()
+    lake = LocalBlobStore(state / "lake")
+    landing = LocalBlobStore(state / "landing_zone")
+    device = select_device()  # what ComputeResource does (CUDA when present; one CPU thread)
+
+    with clock.stage("readiness"):
+        # What the local readiness probes do: a lake round trip, free disk, a matmul on the device.
+        probe_key = f"_readiness/probe-{uuid.uuid4().hex}"
+        lake.put_bytes(probe_key, b"probe")
+        assert lake.get_bytes(probe_key) == b"probe"
+        lake.delete(probe_key)
+        if shutil.disk_usage(state).free < 2 * 2**30:
+            raise RuntimeError(f"less than 2 GiB free under {state}")
+        matrix = torch.randn(256, 256, device=device)
+        if float((matrix @ matrix).sum()) != float((matrix @ matrix).sum()):
+            raise RuntimeError(f"{device} computes NaN")
+
+    with clock.stage("ingest"):
+        keys = [
+            k
+            for k in landing.list_keys(f"downlinks/{partition}/")
+            if not k.rsplit("/", 1)[-1].startswith("_")
+        ]
+        if not keys:
+            raise RuntimeError(f"no downlink files for {partition} under {landing.describe('downlinks/')}")
+        with ParquetDaySink(lake.staging_dir()) as sink:
+            stats = stream_day(
+                day, ((k.rsplit("/", 1)[-1], lambda key=k: landing.get_bytes(key)) for k in keys), sink
+            )
+            sink.close()
+            lake.put_file(lake_layout.raw_quarantine(partition), sink.quarantine_path)
+            lake.put_file(lake_layout.raw_observations(partition), sink.observations_path)
+        if not stats.reconciles:
+            raise RuntimeError(f"{partition}: packets do not reconcile")
+
+    with clock.stage("features"):
+        calibrations = [
+            FleetCalibration.from_json(landing.get_bytes(k), landing.describe(k))
+            for k in sorted(landing.list_keys("calibration/"))
+            if is_calibration_key(k)
+        ]
+        calibration = select_for_day(calibrations, day)
+        observations = pq.read_table(io.BytesIO(lake.get_bytes(lake_layout.raw_observations(partition))))
+        features = aggregate_by_asteroid(observations, calibration)
+        write_parquet(
+            lake,
+            lake_layout.asteroid_features(partition),
+            features,
+            metadata={lake_layout.CALIBRATION_VERSION: calibration.version},
+        )
+        model_inputs(features)  # raises on non-finite inputs, as the blocking check fails the step
+        report = validate_features(features, partition)
+        if not report.passed:
+            raise RuntimeError(report.message)
+        del observations
+
+    with clock.stage("training_set"):
+        days = lake_layout.feature_days(lake.list_keys(lake_layout.FEATURES_PREFIX))[-window_days:]
+        combined = combine_days([read_parquet(lake, lake_layout.asteroid_features(d)) for d in days])
+        versions = {
+            d: read_parquet_metadata(lake, lake_layout.asteroid_features(d)).get(
+                lake_layout.CALIBRATION_VERSION, lake_layout.UNKNOWN_CALIBRATION
+            )
+            for d in days
+        }
+        table = build_training_set(combined, read_parquet(landing, "catalog/survey_labels.parquet"))
+        save_training_set(
+            lake, lake_layout.TRAINING_SET, table, {"partitions": days, "calibration_versions": versions}
+        )
+        report = validate_training_set(table)
+        if not report.passed:
+            raise RuntimeError(report.message)
+
+    with clock.stage("train"):
+        table = read_parquet(lake, lake_layout.TRAINING_SET)
+        manifest = load_training_manifest(lake, lake_layout.TRAINING_SET)
+        train, validation = split_arrays(table, "train"), split_arrays(table, "validation")
+        architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
+        result = train_model(
+            architecture,
+            train.x,
+            train.y_class,
+            train.y_metal,
+            validation.x,
+            validation.y_class,
+            validation.y_metal,
+            device=device,
+            config=TrainConfig(),
+        )
+        probabilities, metal = predict(result.model, validation.x)
+        validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
+        daily = pd.concat(
+            [read_parquet(lake, lake_layout.asteroid_features(d)) for d in manifest["partitions"]]
+        )
+        reference = ReferenceStatistics.from_frame(daily)
+        registry = ModelRegistry(lake)
+        version = registry.register(
+            result.model.cpu(),
+            metrics={f"validation_{k}": v for k, v in validation_metrics.items()},
+            lineage={
+                "training_partitions": manifest["partitions"],
+                "calibration_versions": manifest.get("calibration_versions", {}),
+                "train_rows": len(train),
+                "validation_rows": len(validation),
+                "device": str(device),
+            },
+            attachments={"reference_stats.json": reference.to_json().encode()},
+        )
+        lake.put_bytes(lake_layout.CANDIDATE_POINTER, json.dumps({"version": version}).encode())
+
+    with clock.stage("evaluate"):
+        table = read_parquet(lake, lake_layout.TRAINING_SET)
+        train, holdout = split_arrays(table, "train"), split_arrays(table, "holdout")
+        candidate, _ = registry.load(version)
+        probabilities, metal = predict(candidate, holdout.x)
+        candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
+        matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
+        champion_record = registry.champion()
+        champion = None
+        if champion_record is not None:
+            champion_model, _ = registry.load(champion_record["version"])
+            p, m = predict(champion_model, holdout.x)
+            champion = {
+                "version": champion_record["version"],
+                "metrics": model_metrics(p, m, holdout.y_class, holdout.y_metal),
+            }
+        baseline = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
+        evaluation = {
+            "candidate": {"version": version, "metrics": candidate_metrics},
+            "champion": champion,
+            "baseline": baseline,
+            "holdout_rows": len(holdout),
+            "confusion_matrix": matrix.tolist(),
+        }
+        lake.put_bytes(lake_layout.evaluation(version), json.dumps(evaluation, indent=2).encode())
+        lake.put_bytes(f"models/evaluations/{version}_confusion.png", confusion_png(matrix, version))
+
+    with clock.stage("promote"):
+        decision = decide_promotion(
+            evaluation["candidate"],
+            evaluation["champion"],
+            PromotionPolicy(),
+            baseline=evaluation["baseline"],
+        )
+        if decision.promote:
+            registry.promote(version, reason=decision.reason)
+        champion_record = registry.champion()
+        if champion_record is None:
+            raise RuntimeError(f"no champion: {decision.reason}")
+
+    with clock.stage("rank"):
+        model, _ = registry.load(champion_record["version"])
+        window = combine_days([read_parquet(lake, lake_layout.asteroid_features(d)) for d in days])
+        probabilities, metal = predict(model, model_inputs(window))
+        ranked = rank_sectors(
+            window["sector"].to_numpy(),
+            mining_value(probabilities, metal),
+            probabilities[:, COMPLEX_INDEX[METAL_RICH_COMPLEX]],
+        )
+        write_parquet(lake, lake_layout.SECTOR_RANKINGS, ranked)
+
+    with clock.stage("package"):
+        key_path = state / "secrets" / "uplink_signing_key.pem"
+        if not key_path.exists():
+            key_path.parent.mkdir(parents=True, exist_ok=True)
+            key_path.write_bytes(generate_private_key_pem())
+            key_path.chmod(0o400)
+        private_key = load_private_key(key_path.read_bytes())
+        fleet_key = public_key_pem(private_key)
+        champion_version = champion_record["version"]
+        model, manifest = registry.load(champion_version)
+        arrays = quantize(model)
+        holdout = split_arrays(read_parquet(lake, lake_layout.TRAINING_SET), "holdout")
+        agreement = parity(model, arrays, holdout.x)
+        package, package_manifest = build_package(
+            {"model_int8.npz": to_npz_bytes(arrays)},
+            {
+                "model_version": champion_version,
+                "classes": manifest["architecture"]["classes"],
+                "feature_names": manifest["architecture"]["feature_names"],
+                "holdout_metrics": dict(manifest["metrics"]),
+            },
+            private_key,
+        )
+        staging = lake_layout.uplink_staging_package(f"plain-{uuid.uuid4().hex}")
+        lake.put_bytes(staging, package)
+        verify_package(lake.get_bytes(staging), fleet_key, model_version=champion_version)
+        if len(package) > 256 * 1024 or agreement["top1_agreement"] < 0.99:
+            raise RuntimeError(f"package checks failed: {len(package)} bytes, {agreement}")
+        lake.put_bytes(lake_layout.uplink_package(champion_version), package)
+        lake.put_bytes(
+            lake_layout.UPLINK_LATEST,
+            json.dumps(
+                {
+                    "version": champion_version,
+                    "sha256": hashlib.sha256(package).hexdigest(),
+                    "created_at": package_manifest["created_at"],
+                }
+            ).encode(),
+        )
+        lake.delete(staging)
+
+    return {
+        "packets_in": stats.packets_in,
+        "bytes_in": stats.bytes_in,
+        "asteroids": len(features),
+        "training_rows": len(table),
+        "epochs": result.epochs_run,
+        "candidate": version,
+        "champion": champion_record["version"],
+        "macro_f1": candidate_metrics["macro_f1"],
+        "baseline_macro_f1": baseline["macro_f1"],
+        "package_bytes": len(package),
+        "int8_top1_agreement": agreement["top1_agreement"],
+        "np_version": np.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--day", type=dt.date.fromisoformat, required=True)
+    parser.add_argument("--timings", type=Path, required=True)
+    parser.add_argument("--window-days", type=int, default=7)
+    args = parser.parse_args(argv)
+    clock = StageClock()
+    outcome = run(args.state, args.day, clock, window_days=args.window_days)
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in {"dagster", "assets", "resources"})
+    args.timings.write_text(json.dumps({"stages": clock.stages, "outcome": outcome, "orchestrator": loaded}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
