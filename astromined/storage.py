@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -318,6 +318,16 @@ def write_parquet(
 
 def read_parquet(store: BlobStore, key: str) -> pd.DataFrame:
     return pq.read_table(io.BytesIO(store.get_bytes(key))).to_pandas()
+
+
+def read_arrow_columns(store: BlobStore, key: str, columns: Sequence[str]) -> pa.Table:
+    """Only ``columns`` of a Parquet object, as Arrow: the other columns are not decoded. Raises ValueError
+    naming the object and the columns it lacks."""
+    parquet = pq.ParquetFile(io.BytesIO(store.get_bytes(key)))
+    missing = [c for c in columns if c not in parquet.schema_arrow.names]
+    if missing:
+        raise ValueError(f"{store.describe(key)} lacks column(s) {missing}")
+    return parquet.read(columns=list(columns))
 
 
 def read_parquet_metadata(store: BlobStore, key: str) -> dict[str, str]:

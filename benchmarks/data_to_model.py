@@ -116,6 +116,7 @@ def landing_zone(share: float, days: list[dt.date]) -> Path:
             env=_env(source, share),
             check=True,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # the progress bar
         )
     return source
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import io
 import json
 import shutil
 import sys
@@ -62,12 +60,16 @@ class StageClock:
 def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> dict:
     import numpy as np
     import pandas as pd
-    import pyarrow.parquet as pq
     import torch
 
     from astromined import lake_layout
     from astromined.calibration import FleetCalibration, is_calibration_key, select_for_day
-    from astromined.features.engineering import MODEL_FEATURES, aggregate_by_asteroid, model_inputs
+    from astromined.features.engineering import (
+        INPUT_COLUMNS,
+        MODEL_FEATURES,
+        aggregate_by_asteroid,
+        model_inputs,
+    )
     from astromined.features.reference_stats import ReferenceStatistics
     from astromined.features.training_set import (
         build_training_set,
@@ -76,6 +78,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         save_training_set,
     )
     from astromined.features.validation import validate_features, validate_training_set
+    from astromined.ml.champion import evaluate_champion
     from astromined.ml.dataset import split_arrays
     from astromined.ml.device import select_device
     from astromined.ml.evaluate import baseline_metrics, confusion, confusion_png, model_metrics
@@ -86,13 +89,21 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     from astromined.ml.scoring import mining_value, rank_sectors
     from astromined.ml.train import TrainConfig, predict, train_model
     from astromined.ml.uplink import (
-        build_package,
+        build_model_package,
+        check_package,
         generate_private_key_pem,
+        latest_record,
         load_private_key,
+        public_key_fingerprint,
         public_key_pem,
-        verify_package,
     )
-    from astromined.storage import LocalBlobStore, read_parquet, read_parquet_metadata, write_parquet
+    from astromined.storage import (
+        LocalBlobStore,
+        read_arrow_columns,
+        read_parquet,
+        read_parquet_metadata,
+        write_parquet,
+    )
     from astromined.taxonomy import COMPLEX_INDEX, COMPLEXES, METAL_RICH_COMPLEX
     from astromined.telemetry.ingest import stream_day
     from astromined.telemetry.parquet_sink import ParquetDaySink
@@ -139,7 +150,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             if is_calibration_key(k)
         ]
         calibration = select_for_day(calibrations, day)
-        observations = pq.read_table(io.BytesIO(lake.get_bytes(lake_layout.raw_observations(partition))))
+        observations = read_arrow_columns(lake, lake_layout.raw_observations(partition), INPUT_COLUMNS)
         features = aggregate_by_asteroid(observations, calibration)
         write_parquet(
             lake,
@@ -214,15 +225,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         probabilities, metal = predict(candidate, holdout.x)
         candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
         matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
-        champion_record = registry.champion()
-        champion = None
-        if champion_record is not None:
-            champion_model, _ = registry.load(champion_record["version"])
-            p, m = predict(champion_model, holdout.x)
-            champion = {
-                "version": champion_record["version"],
-                "metrics": model_metrics(p, m, holdout.y_class, holdout.y_metal),
-            }
+        champion = evaluate_champion(registry, holdout)
         baseline = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
         evaluation = {
             "candidate": {"version": version, "metrics": candidate_metrics},
@@ -271,32 +274,31 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         arrays = quantize(model)
         holdout = split_arrays(read_parquet(lake, lake_layout.TRAINING_SET), "holdout")
         agreement = parity(model, arrays, holdout.x)
-        package, package_manifest = build_package(
-            {"model_int8.npz": to_npz_bytes(arrays)},
-            {
-                "model_version": champion_version,
-                "classes": manifest["architecture"]["classes"],
-                "feature_names": manifest["architecture"]["feature_names"],
-                "holdout_metrics": dict(manifest["metrics"]),
-            },
-            private_key,
+        package, package_manifest = build_model_package(
+            to_npz_bytes(arrays), champion_version, manifest, private_key
         )
         staging = lake_layout.uplink_staging_package(f"plain-{uuid.uuid4().hex}")
         lake.put_bytes(staging, package)
-        verify_package(lake.get_bytes(staging), fleet_key, model_version=champion_version)
-        if len(package) > 256 * 1024 or agreement["top1_agreement"] < 0.99:
-            raise RuntimeError(f"package checks failed: {len(package)} bytes, {agreement}")
-        lake.put_bytes(lake_layout.uplink_package(champion_version), package)
-        lake.put_bytes(
-            lake_layout.UPLINK_LATEST,
-            json.dumps(
-                {
-                    "version": champion_version,
-                    "sha256": hashlib.sha256(package).hexdigest(),
-                    "created_at": package_manifest["created_at"],
-                }
-            ).encode(),
+        verdict = check_package(
+            lake.get_bytes(staging),
+            fleet_key,
+            champion_version,
+            agreement,
+            max_bytes=256 * 1024,
+            min_top1_agreement=0.99,
         )
+        if not verdict.passed:
+            raise RuntimeError(f"package for {champion_version} not published: {verdict.failures}")
+        published = lake_layout.uplink_package(champion_version)
+        lake.put_bytes(published, package)
+        record = latest_record(
+            champion_version,
+            published,
+            package,
+            public_key_fingerprint(fleet_key),
+            package_manifest["created_at"],
+        )
+        lake.put_bytes(lake_layout.UPLINK_LATEST, json.dumps(record).encode())
         lake.delete(staging)
 
     return {

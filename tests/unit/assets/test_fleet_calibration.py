@@ -71,3 +71,30 @@ def test_asteroid_features_applies_the_calibration_in_force(tmp_path) -> None:
     pd.testing.assert_frame_equal(written, aggregate_by_asteroid(observations, nominal_response(SEED)))
     uncalibrated = aggregate_by_asteroid(observations, FleetCalibration.identity(range(1, 501)))
     assert not np.allclose(written["refl_norm_0.45um"], uncalibrated["refl_norm_0.45um"], rtol=1e-3)
+
+
+@pytest.mark.fault("bad-input", "raw observation table lacks a column the features read")
+def test_asteroid_features_names_the_partition_file_and_missing_column(tmp_path) -> None:
+    population = generate_population(200, SEED)
+    downlinks = [simulate_satellite_day(population, DAY, s, 5, SEED) for s in range(1, 11)]
+    observations = ingest_day(DAY, [(d.file_name, lambda d=d: d.data) for d in downlinks]).observations
+    lake = LocalLakeResource(root=str(tmp_path / "lake"))
+    key = lake_layout.raw_observations(DAY.isoformat())
+    write_parquet(lake.store(), key, observations.drop(columns=["thermal_flux"]))
+    zone = SimulatedLandingZoneResource(root=str(tmp_path / "landing"), seed=SEED)
+    context = dg.build_asset_context(partition_key=DAY.isoformat())
+    with pytest.raises(dg.Failure) as failure:
+        list(asteroid_features(context, lake=lake, landing_zone=zone))
+    message = failure.value.description
+    assert DAY.isoformat() in message and "observations.parquet" in message and "'thermal_flux'" in message
+
+
+def test_read_arrow_columns_decodes_only_the_columns_asked_for(tmp_path) -> None:
+    from astromined.storage import read_arrow_columns
+
+    store = LocalBlobStore(tmp_path)
+    write_parquet(store, "t.parquet", pd.DataFrame({"a": [1, 2], "b": [3.0, 4.0], "c": ["x", "y"]}))
+    table = read_arrow_columns(store, "t.parquet", ["c", "a"])
+    assert table.column_names == ["c", "a"] and table.num_rows == 2
+    with pytest.raises(ValueError, match=r"t\.parquet lacks column\(s\) \['d'\]"):
+        read_arrow_columns(store, "t.parquet", ["a", "d"])
