@@ -57,6 +57,9 @@ class CandidateConfig(dg.Config):
     batch_size: int = 256
     learning_rate: float = 3e-3
     seed: int = 7
+    # Networks averaged into the candidate (one CompositionNet, TrainConfig.ensemble_members): a single
+    # network's margin over the baseline swings with its seed; three beat it on every seed (BENCHMARKS.md).
+    ensemble_members: int = 3
     # Data-parallel workers (torch DDP: gloo on CPU, NCCL on GPU with one GPU per worker). 1 trains in the
     # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match.
     workers: int = 1
@@ -95,6 +98,7 @@ def candidate_model(
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         seed=config.seed,
+        ensemble_members=config.ensemble_members,
     )
     arrays = (train.x, train.y_class, train.y_metal, validation.x, validation.y_class, validation.y_metal)
     if config.workers > 1:

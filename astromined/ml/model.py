@@ -6,11 +6,17 @@ Wide & deep: with ``wide=True`` the class logits are the deep path's (two ReLU l
 the normalized inputs (``wide``, no bias: the class head has one). The linear part is exactly what the
 logistic-regression baseline fits, so the network can represent the baseline and the deep path only has
 to learn what a linear model cannot. The metal-richness head reads the deep path only.
+
+An ensemble of K such networks whose class logits (and metal logits) are averaged is itself one
+CompositionNet, ``hidden`` K times wider (``merge_ensemble``): the first layers stacked, the second
+block-diagonal, the heads concatenated and divided by K. So the registry, the int8 package and the on-board
+forward pass need nothing new to carry an ensemble.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -80,3 +86,36 @@ class CompositionNet(nn.Module):
         if self.wide is not None:
             logits = logits + self.wide(z)
         return logits, torch.sigmoid(self.metal_head(hidden)).squeeze(-1)
+
+
+@torch.no_grad()
+def merge_ensemble(members: Sequence[CompositionNet]) -> CompositionNet:
+    """One CompositionNet computing the average of the members' class logits and metal logits, exactly.
+
+    The members must share features, classes, wide-ness and input normalization (trained on the same rows).
+    The result's ``hidden`` is the sum of theirs; it is in eval mode."""
+    if not members:
+        raise ValueError("an ensemble needs at least one member")
+    first = members[0].config
+    for member in members[1:]:
+        if dataclasses.replace(member.config, hidden=first.hidden) != first:
+            raise ValueError(f"ensemble members differ: {member.config} vs {first}")
+        if not (
+            torch.equal(member.feature_mean, members[0].feature_mean)
+            and torch.equal(member.feature_std, members[0].feature_std)
+        ):
+            raise ValueError("ensemble members have different input normalizations")
+    k = len(members)
+    merged = CompositionNet(dataclasses.replace(first, hidden=sum(m.config.hidden for m in members)))
+    merged.to(members[0].feature_mean.device)
+    merged.set_normalization(members[0].feature_mean, members[0].feature_std)
+    merged.body[0].weight.copy_(torch.cat([m.body[0].weight for m in members]))
+    merged.body[0].bias.copy_(torch.cat([m.body[0].bias for m in members]))
+    merged.body[3].weight.copy_(torch.block_diag(*[m.body[3].weight for m in members]))
+    merged.body[3].bias.copy_(torch.cat([m.body[3].bias for m in members]))
+    for head in ("class_head", "metal_head"):
+        getattr(merged, head).weight.copy_(torch.cat([getattr(m, head).weight for m in members], dim=1) / k)
+        getattr(merged, head).bias.copy_(torch.stack([getattr(m, head).bias for m in members]).mean(dim=0))
+    if merged.wide is not None:
+        merged.wide.weight.copy_(torch.stack([m.wide.weight for m in members]).mean(dim=0))
+    return merged.eval()
