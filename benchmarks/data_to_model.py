@@ -377,13 +377,15 @@ def section_incremental(args: argparse.Namespace) -> dict:
     return {"share": args.share, "points": points}
 
 
-def _copy_with_model_change(destination: Path) -> Path:
-    """This checkout's code with one change to the model code (astromined/ml/model.py)."""
+def _code_snapshot(destination: Path, model_change: bool = False) -> Path:
+    """A copy of this checkout's code (the runs use it, so edits made meanwhile do not leak in); with
+    ``model_change``, one edit to the model code (a line appended to astromined/ml/model.py)."""
     shutil.rmtree(destination, ignore_errors=True)
     ignore = shutil.ignore_patterns(".state", ".venv", ".git", "__pycache__", "*.egg-info")
     shutil.copytree(REPO, destination, ignore=ignore)
-    model = destination / "astromined" / "ml" / "model.py"
-    model.write_text(model.read_text() + "\n# benchmark: an edit to the model code\n")
+    if model_change:
+        model = destination / "astromined" / "ml" / "model.py"
+        model.write_text(model.read_text() + "\n# benchmark: an edit to the model code\n")
     return destination
 
 
@@ -412,16 +414,25 @@ def section_iteration(args: argparse.Namespace) -> dict:
             "uplink_package",
         ]
     )
+    code = _code_snapshot(BENCH_ROOT / "code" / "iteration-before")
+    changed = _code_snapshot(BENCH_ROOT / "code" / "iteration-after", model_change=True)
     print(f"iteration: materializing {window} day(s) and the models once", file=sys.stderr, flush=True)
-    _materialize(
-        state, args.share, "run", "--select", everything, "--partitions", partitions, log_name="setup"
-    )
-    fresh = _materialize(state, args.share, "stale", "--partition", days[-1].isoformat(), log_name="stale-0")
+    setup = ("run", "--select", everything, "--partitions", partitions)
+    _materialize(state, args.share, *setup, repo=code, log_name="setup")
+    last = days[-1].isoformat()
+    fresh = _materialize(state, args.share, "stale", "--partition", last, repo=code, log_name="stale-0")
     print("iteration: full recompute of the window", file=sys.stderr, flush=True)
     full = _materialize(
-        state, args.share, "run", "--select", everything, "--partitions", partitions, log_name="full"
+        state,
+        args.share,
+        "run",
+        "--select",
+        everything,
+        "--partitions",
+        partitions,
+        repo=code,
+        log_name="full",
     )
-    changed = _copy_with_model_change(BENCH_ROOT / "rounds" / "iteration-code")
     started = time.time()
     stale = _materialize(
         state, args.share, "stale", "--partition", days[-1].isoformat(), repo=changed, log_name="stale-1"

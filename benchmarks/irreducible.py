@@ -5,8 +5,9 @@ timed runs); prints one JSON line: stage → {"seconds", "what"}.
 
 - ingest:   read every downlink file of the day (``open().read()``): the bytes must be read at least once;
 - features: read the day's raw observation table (Parquet → Arrow), the input the aggregation needs;
-- train:    one pass of the training rows through the model, forward + backward + optimizer step, plus
-            the validation forward pass that ends every epoch (``train_model`` with ``max_epochs=1``);
+- train:    one pass of the training rows through the candidate (each of its 3 ensemble members), forward +
+            backward + optimizer step, plus the validation forward pass that ends every epoch
+            (``train_model`` with ``max_epochs=1``);
 - evaluate: one forward pass of the candidate over the holdout rows.
 """
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     holdout = split_arrays(table, "holdout")
     architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
     device = select_device()  # as the candidate_model step runs
-    one_epoch = TrainConfig(max_epochs=1, temperature_scaling=False)
+    # One epoch of the candidate as candidate_model trains it (CandidateConfig: a seed ensemble of 3).
+    one_epoch = TrainConfig(max_epochs=1, temperature_scaling=False, ensemble_members=3)
 
     def one_training_pass() -> None:
         train_model(
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "features": {"seconds": _best_of(args.repeats, read_raw_table), "what": "read the raw table"},
         "train": {
             "seconds": _best_of(args.repeats, one_training_pass),
-            "what": f"one epoch, {len(train)} rows",
+            "what": f"one epoch of the 3 members, {len(train)} rows",
         },
         "evaluate": {
             "seconds": _best_of(args.repeats, holdout_forward),

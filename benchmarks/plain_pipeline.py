@@ -195,7 +195,9 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             validation.y_class,
             validation.y_metal,
             device=device,
-            config=TrainConfig(),
+            # CandidateConfig's defaults (assets/models.py); data_to_model.py checks that both sides
+            # registered the same model version, so a drift between the two shows up there.
+            config=TrainConfig(ensemble_members=3),
         )
         probabilities, metal = predict(result.model, validation.x)
         validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
