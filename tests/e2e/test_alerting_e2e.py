@@ -12,11 +12,12 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 
 import dagster as dg
 import pytest
 from support import monitoring_stack as stack
+from support.tools import require_tool
+from support.waiting import wait_until
 
 JOB_NAME = "ingest_downlinks_e2e"
 
@@ -67,14 +68,12 @@ def receiver():
 
 
 def _wait_for(what: str, condition, timeout_s: float, *services):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {s.name} log ---\n{s.log_tail()}" for s in services)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}\n{logs}")
+    """wait_until, with the services' log tails in the failure."""
+
+    def message() -> str:
+        return "\n".join([what, *(f"--- {s.name} log ---\n{s.log_tail()}" for s in services)])
+
+    return wait_until(condition, timeout_s, message, interval_s=0.5)
 
 
 def _firing(receiver: _Receiver, alertname: str) -> list[dict]:
@@ -88,8 +87,8 @@ def _firing(receiver: _Receiver, alertname: str) -> list[dict]:
 
 @pytest.mark.timeout(600)
 def test_failed_run_pages_mlops_with_a_runbook(tmp_path, receiver):
-    stack.require_tool("prometheus")
-    stack.require_tool("prometheus-alertmanager")
+    require_tool("prometheus")
+    require_tool("prometheus-alertmanager")
     from astromined.monitoring.exporter import start_exporter
 
     defs = dg.Definitions(

@@ -2,33 +2,21 @@
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from support.services import free_port, loopback_service
+from support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # The default scale (what `make run` uses): at tiny scale the network need not beat the logistic-regression
 # baseline, and the promotion gate rightly keeps it out. On this day it wins (macro-F1 0.984 vs 0.983).
 DAY = "2026-06-01"
-
-
-def require_tool(path: str) -> str:
-    """A missing external tool fails under CI=true and skips (with its name) elsewhere."""
-    found = shutil.which(path)
-    if found:
-        return found
-    message = f"{path} is not installed (run `make system-tools` as root)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -95,47 +83,23 @@ def test_run_is_idempotent_and_registry_commands_work(state, first_run):
     assert f"champion is now {versions[0]}" in rolled.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def webserver(state, first_run):
     root, env = state
     home = root / "state" / "dagster_home"
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        env={**env, "DAGSTER_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"dagster-webserver did not come up: {process.stderr.read().decode()[-2000:]}"
-                )
-            time.sleep(0.5)
+    command = [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with loopback_service(
+        command,
+        f"{url}/server_info",
+        root / "dagster-webserver.log",
+        timeout_s=120,
+        env={**env, "DAGSTER_HOME": str(home)},
+        cwd=REPO,
+        stop_signal=signal.SIGINT,
+    ):
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _graphql(url: str, query: str) -> dict:

@@ -9,10 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,14 +45,14 @@ def _start_run(env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 def _wait_for_line(process: subprocess.Popen, log: Path, needle: str, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def seen() -> bool:
         if needle in log.read_text(errors="replace"):
-            return
+            return True
         if process.poll() is not None:
             pytest.fail(f"run exited ({process.returncode}) before {needle!r}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.05)
-    pytest.fail(f"no {needle!r} within {timeout_s} s:\n{log.read_text()[-3000:]}")
+        return False
+
+    wait_until(seen, timeout_s, lambda: f"{needle!r} in the run's output:\n{log.read_text()[-3000:]}")
 
 
 def _gpu_slot_holders(state: Path) -> set[str]:

@@ -14,11 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from support.waiting import poll_until, wait_until
 
 from astromined import lake_layout
 from astromined.storage import LocalBlobStore, read_parquet
@@ -35,6 +35,14 @@ def _tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else "(no output)"
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _stop(process: subprocess.Popen) -> None:
     """SIGINT to the daemon's process group (daemon, code server, run workers), then SIGKILL if needed."""
     try:
@@ -43,11 +51,9 @@ def _stop(process: subprocess.Popen) -> None:
         return
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=60)
-    try:
-        os.killpg(process.pid, 0)  # anything left in the group (a code server or run worker)?
-    except ProcessLookupError:
+    # A code server or run worker left in the group gets 5 s to finish on its own.
+    if poll_until(lambda: not _group_alive(process.pid), 5, interval_s=0.1):
         return
-    time.sleep(5)
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -89,12 +95,19 @@ def backfill(tmp_path_factory):
                     stderr=err,
                     start_new_session=True,
                 )
+
             # As documented, the daemon is already running when the backfill is requested.
-            deadline = time.monotonic() + 180
-            while "BACKFILL" not in instance.get_daemon_heartbeats():
-                if daemon.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"dagster-daemon did not start (rc {daemon.poll()}):\n{_tail(daemon_err)}")
-                time.sleep(1)
+            def daemon_started() -> bool:
+                if daemon.poll() is not None:
+                    pytest.fail(f"dagster-daemon exited with {daemon.returncode}:\n{_tail(daemon_err)}")
+                return "BACKFILL" in instance.get_daemon_heartbeats()
+
+            wait_until(
+                daemon_started,
+                180,
+                lambda: f"dagster-daemon's backfill heartbeat:\n{_tail(daemon_err)}",
+                interval_s=1,
+            )
             launched = subprocess.run(
                 [
                     str(BIN / "dagster"),
@@ -112,25 +125,25 @@ def backfill(tmp_path_factory):
             assert match, launched.stdout[-3000:]
             backfill_id = match.group(1)
 
-            deadline = time.monotonic() + DEADLINE_S
-            while True:
-                runs = instance.get_runs(filters=dg.RunsFilter(job_name=JOB))
-                status = instance.get_backfill(backfill_id).status.value
-                if (
-                    len(runs) >= len(DAYS)
-                    and all(r.is_finished for r in runs)
-                    and status in FINISHED_BACKFILL
-                ):
-                    break
+            def finished():
+                """The backfill's runs once it and all of them are finished."""
                 if daemon.poll() is not None:
                     pytest.fail(f"dagster-daemon exited with {daemon.returncode}:\n{_tail(daemon_err)}")
-                if time.monotonic() > deadline:
-                    summary = [(r.tags.get("dagster/partition"), r.status.value) for r in runs]
-                    pytest.fail(
-                        f"backfill {backfill_id} ({status}) not finished after {DEADLINE_S} s; "
-                        f"runs: {summary}\ndaemon stderr tail:\n{_tail(daemon_err)}"
-                    )
-                time.sleep(2)
+                runs = instance.get_runs(filters=dg.RunsFilter(job_name=JOB))
+                status = instance.get_backfill(backfill_id).status.value
+                done = len(runs) >= len(DAYS) and all(r.is_finished for r in runs)
+                return runs if done and status in FINISHED_BACKFILL else None
+
+            def unfinished() -> str:
+                runs = instance.get_runs(filters=dg.RunsFilter(job_name=JOB))
+                summary = [(r.tags.get("dagster/partition"), r.status.value) for r in runs]
+                status = instance.get_backfill(backfill_id).status.value
+                return (
+                    f"backfill {backfill_id} ({status}) to finish; runs: {summary}\n"
+                    f"daemon stderr tail:\n{_tail(daemon_err)}"
+                )
+
+            runs = wait_until(finished, DEADLINE_S, unfinished, interval_s=2)
             _stop(daemon)  # the backfill is done: nothing may change the instance while tests read it
             yield {
                 "instance": instance,

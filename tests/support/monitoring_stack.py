@@ -1,17 +1,13 @@
 """Paths, PromQL name checks and real Prometheus / Alertmanager processes on 127.0.0.1 for the tests of
-infra/monitoring/ (these tests and tests/e2e/test_alerting_e2e.py import this module by path)."""
+infra/monitoring/ and tests/e2e/test_alerting_e2e.py."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import shutil
-import socket
 import string
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,8 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import yaml
+
+from support.services import free_port, http_ok
+from support.tools import require_tool
+from support.waiting import poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "infra" / "monitoring"
@@ -54,17 +53,6 @@ KUBE_METRICS = frozenset(
 )
 # Series Prometheus itself writes for every target.
 PROMETHEUS_SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
-
-
-def require_tool(name: str) -> str:
-    """A missing external tool fails under CI=true and skips (with its name) elsewhere."""
-    found = shutil.which(name)
-    if found:
-        return found
-    message = f"{name} is not installed (run `make system-tools` as root)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def run_tool(args: list[str], cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -160,12 +148,6 @@ def template_queries(text: str) -> list[str]:
 # --- local Prometheus and Alertmanager ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def render_local_prometheus_config(
     dest: Path,
     *,
@@ -216,17 +198,14 @@ def _start(name: str, args: list[str], base_url: str, log_path: Path, timeout_s:
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, cwd=log_path.parent)
     log_file.close()
     service = Service(name, process, base_url, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log_tail()}")
-        try:
-            with urllib.request.urlopen(base_url + "/-/ready", timeout=5) as response:
-                if response.status == 200:
-                    return service
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
+        return http_ok(base_url + "/-/ready", timeout_s=5)
+
+    if poll_until(ready, timeout_s, interval_s=0.2):
+        return service
     service.stop()
     raise RuntimeError(f"{name} not ready within {timeout_s} s:\n{service.log_tail()}")
 

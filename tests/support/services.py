@@ -1,4 +1,4 @@
-"""Real services on loopback for the tests: a free port, and moto's S3 server."""
+"""Real services on loopback for the tests: a free port, start-and-wait-until-ready, moto's S3 server."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from support.waiting import wait_until
 
 MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 # Never read a developer's real AWS configuration, never go through a proxy to reach loopback.
@@ -32,9 +33,19 @@ AWS_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOI
 
 
 def free_port() -> int:
+    """A TCP port nothing listens on now (the OS picks it; a service started next binds it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def http_ok(url: str, timeout_s: float = 2) -> bool:
+    """Whether ``url`` answers 200 now (False while nothing listens, on an error status or a timeout)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status == 200
+    except OSError:  # URLError, HTTPError, ConnectionError, TimeoutError
+        return False
 
 
 @contextlib.contextmanager
@@ -49,29 +60,39 @@ def aws_test_environment() -> Iterator[None]:
 
 @contextlib.contextmanager
 def loopback_service(
-    command: list[str], ready_url: str, log_path: Path, timeout_s: float = 90
+    command: list[str],
+    ready_url: str,
+    log_path: Path,
+    timeout_s: float = 90,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen]:
-    """Start a real service on 127.0.0.1, wait until ``ready_url`` answers 200, stop it afterwards."""
+    """Start a real service on 127.0.0.1 (its output in ``log_path``), wait until ``ready_url`` answers 200,
+    and stop its whole process group afterwards: ``stop_signal``, then SIGKILL after 20 s."""
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
+
+    def log_tail() -> str:
+        return log_path.read_text(errors="replace")[-3000:]
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"{command[0]} exited with {process.returncode}:\n{log_tail()}")
+        return http_ok(ready_url)
+
+    def awaited() -> str:
+        return f"{command[0]} to answer at {ready_url}:\n{log_tail()}"
+
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{command[0]} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(ready_url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{command[0]} not ready at {ready_url} after {timeout_s} s")
-            time.sleep(0.2)
+        wait_until(ready, timeout_s, awaited, interval_s=0.2)
         yield process
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, stop_signal)
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -1,19 +1,17 @@
 """A small real world for the automation tests: an instance, a lake and a champion, all at tiny scale.
 
-The simulator's ``demo`` drift preset is clean until 2025-03-05 and has a fleet-wide calibration step
-from 2025-03-22. ``world`` ingests two clean reference days, trains a champion on them (few epochs: its
-quality does not matter here, its reference statistics do), then ingests the drifted day and one more
-clean day (in that order, so a cursor just before the clean day sees only the clean day). Every
-materialization is real (simulated CCSDS downlinks → raw_telemetry → asteroid_features), so the drift
-sensor reads real event records and real partitions.
+``world`` ingests the two clean reference days of tests/support/automation_world.py, trains a champion on
+them (few epochs: its quality does not matter here, its reference statistics do), then ingests the
+drifted day and one more clean day. Every materialization is real (simulated CCSDS downlinks →
+raw_telemetry → asteroid_features), so the drift sensor reads real event records and real partitions.
 """
 
 import dataclasses
-import os
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from support.automation_world import CLEAN_DAY, DRIFTED_DAY, REFERENCE_DAYS, TRAIN_CONFIG
 
 import assets.features
 import assets.models
@@ -24,9 +22,6 @@ from astromined.environment import load_settings
 from astromined.ml.registry import ModelRegistry
 from resources import build_resources
 
-REFERENCE_DAYS = ["2025-03-01", "2025-03-02"]
-CLEAN_DAY = "2025-03-04"
-DRIFTED_DAY = "2025-03-22"  # demo: CalibrationStep, ir_factor 0.93 fleet-wide
 INGEST = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
 TRAIN = [
     assets.readiness.infrastructure_readiness,
@@ -34,13 +29,6 @@ TRAIN = [
     assets.models.candidate_model,
     assets.models.model_evaluation,
 ]
-TRAIN_CONFIG = {
-    "ops": {
-        "training_set": {"config": {"window_days": len(REFERENCE_DAYS)}},
-        "candidate_model": {"config": {"max_epochs": 15, "patience": 5}},
-        "infrastructure_readiness": {"config": {"min_free_disk_gib": 0.0}},
-    }
-}
 QUEUED_COORDINATOR = {
     "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "QueuedRunCoordinator"}
 }
@@ -107,10 +95,3 @@ def settings_env(world):
             patch.setenv(name, value)
         patch.delenv("ASTROMINED_ENV", raising=False)
         yield values
-
-
-def alertmanager_binary() -> str:
-    for candidate in ("/usr/bin/prometheus-alertmanager", "/usr/local/bin/alertmanager"):
-        if os.path.exists(candidate):
-            return candidate
-    pytest.fail("prometheus-alertmanager is not installed (apt-get install prometheus-alertmanager)")

@@ -9,11 +9,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from support.waiting import wait_until
 
 from astromined.automation.dead_runs import fail_run, reap_dead_runs, slot_holders
 from astromined.automation.slot_wait import SlotWaitWatcher
@@ -145,12 +145,16 @@ def test_the_waiting_run_names_the_holder_then_frees_it_when_it_dies(worker, cap
         (message,) = watcher.check_once()
         assert "Freed the slots of dead runs" in message and holder.run_id in message
         assert instance.get_run_by_id(holder.run_id).status == dg.DagsterRunStatus.FAILURE
-        deadline = time.monotonic() + 30
-        while not instance.event_log_storage.claim_concurrency_slot(
-            "gpu", waiting_run_id, "candidate_model"
-        ).is_claimed:
-            assert time.monotonic() < deadline, "the freed slot never became claimable"
-            time.sleep(0.2)
+        wait_until(
+            lambda: (
+                instance.event_log_storage.claim_concurrency_slot(
+                    "gpu", waiting_run_id, "candidate_model"
+                ).is_claimed
+            ),
+            30,
+            "the freed slot to become claimable",
+            interval_s=0.2,
+        )
 
 
 def test_the_local_sensor_reaps_a_killed_worker(worker):

@@ -12,6 +12,7 @@ from dagster._core.test_utils import create_test_daemon_workspace_context
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.sensor import execute_sensor_iteration
+from support.automation_world import CLEAN_DAY, DRIFTED_DAY, REFERENCE_DAYS, TRAIN_CONFIG
 
 from astromined.automation import retrain_budget
 from astromined.automation.drift_sensor import SENSOR_NAME, DriftPolicyResource, drift_sensor
@@ -19,7 +20,6 @@ from astromined.automation.jobs import RETRAIN_JOB_NAME
 from astromined.definitions import build_definitions
 from astromined.environment import load_settings
 from resources import LocalLakeResource
-from tests.integration.automation.conftest import CLEAN_DAY, DRIFTED_DAY, REFERENCE_DAYS, TRAIN_CONFIG
 
 FEATURES = dg.AssetKey("asteroid_features")
 OPEN_POLICY = DriftPolicyResource(cooldown_hours=0.0, daily_gpu_hours_cap=1e9)

@@ -7,6 +7,7 @@ import threading
 import dagster as dg
 import pytest
 from support.services import free_port, loopback_service
+from support.tools import require_tool
 
 import assets.features
 import assets.telemetry
@@ -15,7 +16,6 @@ from astromined.automation.run_failure import ALERT_NAME, RUNBOOK_URL, SENSOR_NA
 from resources.alerting import AlertDeliveryError, AlertmanagerResource
 from resources.lake import LocalLakeResource
 from resources.landing_zone import LocalLandingZoneResource
-from tests.integration.automation.conftest import alertmanager_binary
 
 ALERTMANAGER_CONFIG = """\
 route:
@@ -34,7 +34,7 @@ def alertmanager(tmp_path_factory):
     config.write_text(ALERTMANAGER_CONFIG)
     port = free_port()
     command = [
-        alertmanager_binary(),
+        require_tool("prometheus-alertmanager"),
         f"--config.file={config}",
         f"--storage.path={root / 'data'}",
         "--cluster.listen-address=",

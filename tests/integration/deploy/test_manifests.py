@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_checks import (
+from support.deploy_checks import (
     CRD_KINDS,
     DOCKERFILE,
     INFRA,

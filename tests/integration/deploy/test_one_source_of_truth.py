@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 import pytest
 import yaml
-from deploy_checks import INFRA, build, named
+from support.deploy_checks import INFRA, build, named
 
 import assets.uplink
 from astromined.placement.policy import Site, Toleration

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from postgres_server import postgres_server
+from support.postgres_server import postgres_server
 
 import assets.features
 import assets.models

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster_k8s
 import pytest
-from deploy_checks import OVERLAYS, REPO, build
+from support.deploy_checks import OVERLAYS, REPO, build
 
 # Kubernetes client method -> (API group, resource, verbs, cluster-scoped?). One line per method.
 API_CALLS: dict[str, tuple[str, str, tuple[str, ...], bool]] = {

@@ -8,9 +8,10 @@ from pathlib import Path
 import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
+from support.kube_sim import SMALL_CLUSTER, Clients
+from support.waiting import wait_until
 
 from astromined.sim.kube import ClusterSpec, SimulatedCluster, write_kubeconfig
-from tests.integration.kube_sim.conftest import SMALL_CLUSTER, Clients
 
 
 def bound_pod(name: str, node: str = "cpu-01", labels: dict | None = None) -> dict:
@@ -72,10 +73,7 @@ class Collector:
         return [name for kind, name, _phase, _rv in self.events if kind == event_type]
 
     def wait_for(self, predicate, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.events):
-            assert time.monotonic() < deadline, f"events so far: {self.events}"
-            time.sleep(0.02)
+        wait_until(lambda: predicate(self.events), timeout, lambda: f"a watch event; so far: {self.events}")
 
 
 def test_watch_from_a_list_sees_creation_updates_and_deletion_in_order(cluster, clients):
@@ -209,8 +207,10 @@ def test_bookmarks_carry_the_current_resource_version(tmp_path: Path):
 
 
 def test_api_down_ends_an_open_watch(cluster, clients):
+    cluster.add_bound_pods([bound_pod("before-the-fault")])
     watch = Collector(clients.core.list_namespaced_pod, "dagster", timeout_seconds=60)
-    time.sleep(0.3)
+    # The watch is open once its first event arrived (a watch started after the fault would end too).
+    watch.wait_for(lambda events: any(name == "before-the-fault" for _t, name, _p, _rv in events))
     started = time.monotonic()
     cluster.set_api_down(True)
     try:

@@ -2,24 +2,18 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import dagster as dg
 from prometheus_client.parser import text_string_to_metric_families
+from support.services import free_port, http_ok
+from support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -46,7 +40,7 @@ def test_cli_serves_metrics_from_dagster_home_and_stops_on_sigterm(tmp_path):
                 },
             )
         )
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "ASTROMINED_STATE_DIR": str(tmp_path / "state")}
     process = subprocess.Popen(
         [sys.executable, "-m", "astromined.cli", "exporter", "--host", "127.0.0.1", "--port", str(port)],
@@ -58,17 +52,12 @@ def test_cli_serves_metrics_from_dagster_home_and_stops_on_sigterm(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             assert process.poll() is None, process.stdout.read()
-            try:
-                if _get(f"{base}/ready")[0] == 200:
-                    break
-            except OSError:
-                pass  # not listening yet
-            time.sleep(0.5)
-        else:
-            raise AssertionError("the exporter did not become ready within 180 s")
+            return http_ok(f"{base}/ready", timeout_s=10)
+
+        wait_until(ready, 180, "the exporter to answer /ready", interval_s=0.5)
         status, text = _get(f"{base}/metrics")
         assert status == 200
         samples = {

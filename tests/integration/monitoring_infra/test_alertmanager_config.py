@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import time
 import urllib.request
 
 import pytest
@@ -16,9 +15,10 @@ from support.monitoring_stack import (
     alert_rules,
     alertmanager,
     alertmanager_config_for_loopback,
-    require_tool,
     run_tool,
 )
+from support.tools import require_tool
+from support.waiting import poll_until
 
 # (labels, receiver): representative label sets and the one receiver each must reach.
 ROUTES = [
@@ -267,11 +267,13 @@ def test_inhibition_rules_in_a_real_alertmanager(tmp_path):
                 safety_net_other_job,
             ],
         )
-        deadline = time.monotonic() + 60
-        while True:
-            alerts = service.get_json("/api/v2/alerts")
-            observed = {key(a["labels"]): bool(a["status"]["inhibitedBy"]) for a in alerts}
-            if observed == expected_inhibited or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+
+        def inhibited() -> dict[tuple[str, str], bool]:
+            return {
+                key(a["labels"]): bool(a["status"]["inhibitedBy"]) for a in service.get_json("/api/v2/alerts")
+            }
+
+        # Alertmanager applies inhibitions as the alerts arrive: poll until the picture is the expected one.
+        poll_until(lambda: inhibited() == expected_inhibited, 60, interval_s=0.5)
+        observed = inhibited()
     assert observed == expected_inhibited

@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-JOBS_FILE = Path(__file__).with_name("placement_jobs.py")
 GPU_NODE_LABELS = {"nvidia.com/gpu.present": "true"}
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -124,49 +123,3 @@ def make_clusters(tmp_path: Path, instance: dg.DagsterInstance):
     yield make
     for cluster in started:
         cluster.stop()
-
-
-def job(name: str):
-    from dagster._core.definitions.reconstruct import ReconstructableJob
-
-    return ReconstructableJob.for_file(str(JOBS_FILE), name)
-
-
-def placements(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str, str, str]]:
-    """(step, site, cluster, reason) of every placement engine event of the run, in order."""
-    found = []
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or not event.is_engine_event:
-            continue
-        metadata = event.engine_event_data.metadata or {}
-        if "placement/site" in metadata:
-            found.append(
-                (
-                    event.step_key,
-                    metadata["placement/site"].value,
-                    metadata["placement/cluster"].value,
-                    metadata["placement/reason"].value,
-                )
-            )
-    return found
-
-
-def snapshot_sources(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
-    """How each step's placement decision looked at the clusters (placement/snapshot), by step."""
-    found = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is not None and event.is_engine_event:
-            metadata = event.engine_event_data.metadata or {}
-            if "placement/snapshot" in metadata:
-                found[event.step_key] = metadata["placement/snapshot"].value
-    return found
-
-
-def output_metadata(result, step_key: str) -> dict:
-    """Metadata the step itself recorded (placement_metadata() from its pod's env)."""
-    for event in result.all_events:
-        if event.step_key == step_key and event.is_successful_output:
-            return {k: v.value for k, v in event.step_output_data.metadata.items()}
-    return {}

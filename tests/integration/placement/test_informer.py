@@ -1,11 +1,14 @@
 """The watch cache against a simulated cluster over HTTP: it follows changes, survives the API going away
 (resume or relist), and says when the API refuses to be watched."""
 
+import collections
+import threading
 import time
 from pathlib import Path
 
 import kubernetes
 import pytest
+from support.waiting import wait_until
 
 from astromined.placement.informer import ClusterInformer
 from astromined.placement.policy import Site
@@ -70,18 +73,18 @@ def listed(core):
 
 def wait_until_equal(informer: ClusterInformer, core, timeout: float = 20):
     """The cache equals a fresh list (the ground truth), within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        truth = listed(core)
-        cached = informer.snapshot()
-        if (
-            cached is not None
-            and cached.nodes == truth.nodes
-            and cached.seen_placement_ids == truth.seen_placement_ids
-        ):
-            return cached
-        assert time.monotonic() < deadline, f"cache {cached} != list {truth}; {informer.status()}"
-        time.sleep(0.05)
+
+    def equal():
+        truth, cached = listed(core), informer.snapshot()
+        if cached is None or cached.nodes != truth.nodes:
+            return None
+        return cached if cached.seen_placement_ids == truth.seen_placement_ids else None
+
+    return wait_until(
+        equal,
+        timeout,
+        lambda: f"the cache {informer.snapshot()} to equal the list {listed(core)}; {informer.status()}",
+    )
 
 
 def test_the_cache_follows_pods_being_bound_finishing_and_deleted(cluster_and_api):
@@ -114,10 +117,7 @@ def test_api_down_makes_the_cache_unusable_and_it_resumes_with_what_changed_mean
     try:
         assert informer.snapshot(wait_s=20) is not None
         cluster.set_api_down(True)
-        deadline = time.monotonic() + 10
-        while informer.snapshot() is not None:
-            assert time.monotonic() < deadline, "the cache still answers with the API down"
-            time.sleep(0.05)
+        wait_until(lambda: informer.snapshot() is None, 10, "the cache to stop answering with the API down")
         status = informer.status()
         assert any(status[r]["error"] and not status[r]["connected"] for r in ("nodes", "pods")), status
         # Changes the informer cannot see while the API is down.
@@ -159,10 +159,7 @@ def test_an_api_that_refuses_watches_is_reported_and_the_cache_is_not_used(clust
     informer = informer_for(core)
     try:
         assert informer.snapshot(wait_s=20) is None
-        deadline = time.monotonic() + 10
-        while informer.usable:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: not informer.usable, 10, "the informer to be unusable")
         assert "cannot watch resource" in informer.refused or "403" in informer.refused
     finally:
         informer.stop()
@@ -179,12 +176,46 @@ def test_stop_ends_the_watch_threads_promptly(cluster_and_api):
     assert not any(thread.is_alive() for thread in informer._reflectors)
 
 
+class WatchCountingApi:
+    """The CoreV1Api the informer is given, counting the watch requests it opens per list call."""
+
+    def __init__(self, core):
+        self._core = core
+        self.watches: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def _counted(self, name: str):
+        call = getattr(self._core, name)
+
+        def counted(*args, **kwargs):
+            if kwargs.get("watch"):
+                with self._lock:
+                    self.watches[name] += 1
+            return call(*args, **kwargs)
+
+        return counted
+
+    @property
+    def list_node(self):
+        return self._counted("list_node")
+
+    @property
+    def list_pod_for_all_namespaces(self):
+        return self._counted("list_pod_for_all_namespaces")
+
+
 def test_watches_the_server_ends_are_resumed_without_listing_again(cluster_and_api):
     cluster, core = cluster_and_api
-    informer = ClusterInformer(core, "eks-a", Site.ONPREM, GPU_LABELS, watch_timeout_s=1).start()
+    counting = WatchCountingApi(core)
+    informer = ClusterInformer(counting, "eks-a", Site.ONPREM, GPU_LABELS, watch_timeout_s=1).start()
     try:
         assert informer.snapshot(wait_s=20) is not None
-        time.sleep(2.5)  # at least two server-side watch timeouts
+        # Each watch is opened once, then again after each server-side timeout: two timeouts of each.
+        wait_until(
+            lambda: min(counting.watches[name] for name in ("list_node", "list_pod_for_all_namespaces")) >= 3,
+            30,
+            lambda: f"two resumed watches of nodes and of pods; opened so far: {dict(counting.watches)}",
+        )
         cluster.add_bound_pods([gpu_pod("late", "v100-03", gpus=2, placement_id="job-3")])
         snapshot = informer.wait_for(lambda s: "job-3" in s.bound_placement_ids, timeout=20)
         assert {n.name: n.free.gpus for n in snapshot.nodes}["v100-03"] == 0

@@ -9,8 +9,7 @@ from types import SimpleNamespace
 
 import dagster as dg
 from dagster._core.execution.api import ReexecutionOptions, execute_job
-
-from tests.integration.placement.conftest import job, output_metadata, placements, snapshot_sources
+from support.placement_runs import job, output_metadata, placements, snapshot_sources
 
 
 def sites_by_step(instance, run_id) -> dict[str, str]:

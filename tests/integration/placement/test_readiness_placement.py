@@ -7,11 +7,11 @@ readiness_cluster_<context> materializations the readiness assets write."""
 
 import dagster as dg
 from dagster._core.execution.api import execute_job
+from support.placement_runs import job, placements
 
 from astromined.placement.snapshot import load_api_client
 from astromined.readiness.kube import ClusterProbeConfig, cluster_probes
 from astromined.readiness.result import cluster_asset_name, run_probes, summarize, summary_metadata
-from tests.integration.placement.conftest import job, placements
 
 
 def record_readiness(instance: dg.DagsterInstance, kubeconfig, context: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 from support import monitoring_stack as stack
-from support.services import aws_test_environment, moto_s3_server
+from support.services import aws_test_environment, free_port, moto_s3_server
+from support.waiting import poll_until
 
 from astromined.readiness.result import Status, run_probes
 from astromined.readiness.services import alertmanager_probes, grafana_probes, prometheus_probes, s3_probes
@@ -102,14 +102,17 @@ def _prometheus_config(path: Path, targets: dict[str, str]) -> Path:
 
 
 def _settled(url: str) -> dict:
-    """Probe until Prometheus has discovered and scraped every target once (health no longer 'unknown')."""
-    deadline = time.monotonic() + 60
-    while True:
-        rows = _rows(prometheus_probes(url))
-        detail = rows["prometheus_targets"].detail
-        if ("unknown" not in detail and "no active" not in detail) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.5)
+    """Probe until Prometheus has discovered and scraped every target once (health no longer 'unknown');
+    the rows of the last probe (the test's assertions say what is wrong if it never settled)."""
+    last: dict = {}
+
+    def settled() -> bool:
+        last.update(_rows(prometheus_probes(url)))
+        detail = last["prometheus_targets"].detail
+        return "unknown" not in detail and "no active" not in detail
+
+    poll_until(settled, 60, interval_s=0.5)
+    return last
 
 
 def test_prometheus_ready_and_targets_up(tmp_path: Path, metrics_target: str):
@@ -123,7 +126,7 @@ def test_prometheus_ready_and_targets_up(tmp_path: Path, metrics_target: str):
 
 @pytest.mark.fault("kill", "a scrape target is down: the targets row names it, Prometheus itself is ready")
 def test_prometheus_target_down(tmp_path: Path, metrics_target: str):
-    dead = f"127.0.0.1:{stack.free_port()}"
+    dead = f"127.0.0.1:{free_port()}"
     config = _prometheus_config(
         tmp_path / "prometheus.yml", {"astromined-exporter": metrics_target, "dcgm-exporter": dead}
     )

@@ -152,6 +152,9 @@ def test_early_stopping_selects_on_validation_classification_loss_by_default():
         assert record["validation_loss"] == pytest.approx(expected, rel=1e-12)
 
 
+# Starts two Gloo worker processes (~10 s idle, far more on a loaded machine); the other DDP tests are in
+# tests/integration/ml/test_distributed.py.
+@pytest.mark.slow
 def test_distributed_training_trains_the_same_wide_architecture_and_criterion():
     xt, yt, mt = linear_problem(400, 8)
     xv, yv, mv = linear_problem(120, 9)

@@ -2,11 +2,11 @@
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.kube_objects import node, pod
 
 from astromined.placement.informer import ClusterCache
 from astromined.placement.policy import Resources, Site
 from astromined.placement.snapshot import snapshot_from_lists
-from tests.unit.placement.test_snapshot import node, pod
 
 NODES = ["gpu-1", "gpu-2", "gpu-3"]
 POD_NAMES = [f"p{i}" for i in range(6)]

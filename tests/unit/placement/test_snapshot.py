@@ -3,39 +3,15 @@
 import json
 
 import pytest
+from support.kube_objects import node, pod
 
 from astromined.placement.placer import RESERVATION_GRACE_S, Placer
 from astromined.placement.policy import Action, Resources, Site, StepRequest
 from astromined.placement.quantities import QuantityError, cpu_millis, memory_bytes, whole_units
 from astromined.placement.settings import settings_from_config
-from astromined.placement.snapshot import PLACEMENT_ID_LABEL, pod_requests, snapshot_from_lists
+from astromined.placement.snapshot import pod_requests, snapshot_from_lists
 
 GIB = 2**30
-
-
-def node(name: str, gpus: int = 2, ready: bool = True, **spec) -> dict:
-    return {
-        "metadata": {"name": name, "labels": {"nvidia.com/gpu.present": "true"}},
-        "spec": {"taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}], **spec},
-        "status": {
-            "allocatable": {"cpu": "16", "memory": "64Gi", "nvidia.com/gpu": str(gpus), "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        },
-    }
-
-
-def pod(name: str, node_name: str | None, gpus: int = 1, phase: str = "Running", placement_id=None) -> dict:
-    labels = {PLACEMENT_ID_LABEL: placement_id} if placement_id else {}
-    return {
-        "metadata": {"name": name, "namespace": "astromined", "labels": labels},
-        "spec": {
-            **({"nodeName": node_name} if node_name else {}),
-            "containers": [
-                {"resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"cpu": "500m"}}}
-            ],
-        },
-        "status": {"phase": phase},
-    }
 
 
 def test_quantities() -> None:

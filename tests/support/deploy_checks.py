@@ -14,7 +14,7 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 OVERLAYS = ("eks-a", "eks")
 # Kubernetes versions every resource must validate against (EKS / EKS Anywhere 1.31 today, the newest

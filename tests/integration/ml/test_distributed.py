@@ -1,4 +1,6 @@
-"""DDP training with two Gloo workers on CPU: learning, normalization, agreement, determinism, failures."""
+"""DDP training with two Gloo workers on CPU: learning, normalization, agreement, determinism, failures.
+
+Integration, not unit: every test starts worker processes that rendezvous over loopback (5-20 s each)."""
 
 from __future__ import annotations
 

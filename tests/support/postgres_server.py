@@ -13,11 +13,12 @@ import dataclasses
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from support.services import free_port
 
 UNPRIVILEGED_USER = "nobody"
 
@@ -34,12 +35,6 @@ def postgres_bin_dir() -> Path:
             "(listed in .ci/system-tools.txt; `make system-tools`)"
         )
     return candidates[-1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclasses.dataclass
