@@ -10,7 +10,7 @@ export ASTROMINED_STATE_DIR ?= $(CURDIR)/$(STATE)
 # The suite runs on both cores (pytest-xdist); a test file stays on one worker (module fixtures).
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
-.PHONY: help run dev test lint unit integration e2e system-tools simulate clean exporter dashboards demo-k8s reliability bench-quality
+.PHONY: help run dev test lint unit integration e2e system-tools simulate clean exporter dashboards demo-k8s reliability bench bench-quality
 
 help:
 	@echo "make run    - set up .venv and materialize every asset for the latest complete day (local)"
@@ -20,6 +20,7 @@ help:
 	@echo "make exporter - pipeline metrics for Prometheus on http://127.0.0.1:9464/metrics (local)"
 	@echo "make dashboards - regenerate the alert rules, Grafana dashboards and their Kubernetes manifests (commit them)"
 	@echo "make reliability - run every fault-injection/tamper/bad-input case; rewrite docs/reliability.md"
+	@echo "make bench  - data-to-model latency, Dagster vs a plain script, on a 1 GB day (BENCHMARKS.md)"
 	@echo "make lint | unit | integration | e2e | clean"
 
 $(BIN)/python:
@@ -74,6 +75,15 @@ integration: $(VENV)/.installed-test
 
 e2e: $(VENV)/.installed-test system-tools
 	$(BIN)/pytest -m e2e
+
+# The company's metric: downlink files landed → signed uplink package on a 1 GB day, Dagster beside a plain
+# script, per stage against its irreducible part; day N+1's cost for N = 1, 7, 30; the model-iteration loop
+# (BENCHMARKS.md, "Data-to-model latency"). ~40 min; simulated days are cached under .state/bench/d2m/.
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/data_to_model.py --sections latency,limits --json benchmarks/results/d2m-latency.json
+	$(BIN)/python benchmarks/data_to_model.py --sections iteration --json benchmarks/results/d2m-iteration.json
+	$(BIN)/python benchmarks/data_to_model.py --sections incremental --share 0.25 \
+		--json benchmarks/results/d2m-incremental.json
 
 # Candidate network vs the logistic-regression baseline, seeds x days at the default scale (BENCHMARKS.md).
 bench-quality: $(VENV)/.installed

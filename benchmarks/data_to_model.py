@@ -568,6 +568,33 @@ def report_incremental(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_incremental(result: dict, path: Path) -> None:
+    """The curve: day N+1's time per stage (stacked) against the N days that already exist."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = result["points"]
+    existing = [p["existing_days"] for p in points]
+    stages = ("start-up", "readiness", "ingest", "features", "training_set", "train", "evaluate", "rank")
+    figure, axis = plt.subplots(figsize=(7, 4))
+    bottom = [0.0] * len(points)
+    for stage in stages:
+        values = [p["stages"].get(stage, {}).get("seconds", 0.0) for p in points]
+        axis.bar([str(n) for n in existing], values, bottom=bottom, label=stage)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    totals = [p["total_s"] for p in points]
+    axis.plot([str(n) for n in existing], totals, "k.-", label="total (spawn → exit)")
+    axis.set_xlabel("days already in the lake (N)")
+    axis.set_ylabel("seconds for day N+1")
+    axis.set_title(f"Day N+1 through `astromined run` ({result['share']:g} of the 1 GB benchmark day)")
+    axis.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def report_iteration(result: dict) -> str:
     stale = [item["asset"] for item in result["stale_after_change"]]
     before = [item["asset"] for item in result["stale_before_change"]]
@@ -637,7 +664,10 @@ def main(argv: list[str] | None = None) -> int:
     if "iteration" in results:
         print(report_iteration(results["iteration"]))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str))
+        if "incremental" in results:
+            plot_incremental(results["incremental"], args.json.with_suffix(".png"))
     return 0
 
 
