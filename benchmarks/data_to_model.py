@@ -39,6 +39,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -158,10 +159,24 @@ def _rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of the process and of its waited-for children (/proc/PID/stat), in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
 class Measured:
+    """A child process run to its end: wall clock, CPU time (total, and sampled to split by stage) and the
+    RSS of the child and its descendants, sampled every 20 ms."""
+
     def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int, float]] = []
         self.log = log
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.started = time.time()
         with open(log, "wb") as out:
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
@@ -169,35 +184,65 @@ class Measured:
             sampler.start()
             self.returncode = process.wait()
         self.ended = time.time()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         sampler.join()
         if self.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} exited {self.returncode}; see {log}")
 
     def _sample(self, process: subprocess.Popen) -> None:
         while process.poll() is None:
-            self.samples.append((time.time(), _rss_bytes(_descendants(process.pid))))
+            cpu = _cpu_seconds(process.pid)
+            if cpu is not None:
+                self.samples.append((time.time(), _rss_bytes(_descendants(process.pid)), cpu))
             time.sleep(0.02)
 
     def peak_mb(self, start: float, end: float) -> float:
-        inside = [rss for t, rss in self.samples if start <= t <= end]
+        inside = [rss for t, rss, _ in self.samples if start <= t <= end]
         return max(inside, default=0) / 2**20
+
+    def cpu_at(self, moment: float) -> float:
+        """CPU seconds used by ``moment`` (the last sample before it; the total after the exit)."""
+        if moment >= self.ended:
+            return self.cpu_s
+        before = [cpu for t, _, cpu in self.samples if t <= moment]
+        return before[-1] if before else 0.0
 
 
 def _stage_table(spans: dict[str, list[tuple[float, float]]], measured: Measured) -> dict[str, dict]:
-    """Per stage: seconds (sum of its spans) and peak RSS; plus start-up, orchestration and shut-down."""
+    """Per stage: wall seconds (sum of its spans), CPU seconds and peak RSS; plus start-up, orchestration
+    and shut-down. CPU time does not count time the machine gave to other processes."""
     first = min(s for spans_ in spans.values() for s, _ in spans_)
     last = max(e for spans_ in spans.values() for _, e in spans_)
+
+    def cpu(start: float, end: float) -> float:
+        return measured.cpu_at(end) - measured.cpu_at(start)
+
     table = {
         name: {
             "seconds": sum(e - s for s, e in stage_spans),
+            "cpu_s": sum(cpu(s, e) for s, e in stage_spans),
             "peak_rss_mb": max(measured.peak_mb(s, e) for s, e in stage_spans),
         }
         for name, stage_spans in spans.items()
     }
     busy = sum(row["seconds"] for row in table.values())
-    table["start-up"] = {"seconds": first - measured.started, "peak_rss_mb": measured.peak_mb(0, first)}
-    table["orchestration"] = {"seconds": (last - first) - busy, "peak_rss_mb": float("nan")}
-    table["shut-down"] = {"seconds": measured.ended - last, "peak_rss_mb": measured.peak_mb(last, 1e12)}
+    busy_cpu = sum(row["cpu_s"] for row in table.values())
+    table["start-up"] = {
+        "seconds": first - measured.started,
+        "cpu_s": cpu(measured.started, first),
+        "peak_rss_mb": measured.peak_mb(0, first),
+    }
+    table["orchestration"] = {
+        "seconds": (last - first) - busy,
+        "cpu_s": cpu(first, last) - busy_cpu,
+        "peak_rss_mb": float("nan"),
+    }
+    table["shut-down"] = {
+        "seconds": measured.ended - last,
+        "cpu_s": cpu(last, measured.ended),
+        "peak_rss_mb": measured.peak_mb(last, 1e12),
+    }
     return table
 
 
@@ -224,6 +269,7 @@ def run_dagster(state: Path, share: float, day: dt.date, code: Path = REPO) -> d
         spans.setdefault(stage_of(step_key), []).append((start, end))
     return {
         "total_s": measured.ended - measured.started,
+        "cpu_s": measured.cpu_s,
         "stages": _stage_table(spans, measured),
         "peak_rss_mb": measured.peak_mb(0, 1e12),
         "candidate": candidate_version(state),
@@ -272,6 +318,7 @@ def run_plain(state: Path, share: float, day: dt.date) -> dict:
     spans = {name: [(t["start"], t["end"])] for name, t in recorded["stages"].items()}
     return {
         "total_s": measured.ended - measured.started,
+        "cpu_s": measured.cpu_s,
         "stages": _stage_table(spans, measured),
         "peak_rss_mb": measured.peak_mb(0, 1e12),
         "candidate": recorded["outcome"]["candidate"],
@@ -472,47 +519,52 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def _stage_values(rounds: list[dict], side: str, stage: str, key: str) -> list[float]:
+    if stage == "total":
+        return [r[side]["total_s" if key == "seconds" else key] for r in rounds]
+    return [
+        r[side]["stages"].get(stage, {}).get(key, 0.0 if key != "peak_rss_mb" else float("nan"))
+        for r in rounds
+    ]
+
+
 def report_latency(result: dict, limits: dict | None) -> str:
     rounds = result["rounds"]
+    limits = limits or {}
     lines = [
         f"Day {result['day']} at share {result['share']:g} of the benchmark scale; {len(rounds)} round(s), "
-        "sides alternating; median over rounds (best in brackets).",
+        "sides alternating; median over rounds (best in brackets). CPU = user + system time of the child.",
         "",
-        "| stage | dagster | peak RSS | plain | peak RSS | dagster − plain | irreducible "
-        "| plain / irreducible |",
+        "| stage | dagster wall | dagster CPU | plain wall | plain CPU | peak RSS dagster / plain "
+        "| irreducible (same run) | plain wall / irreducible |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    limits = limits or {}
-    for stage in STAGES:
-        dag = [r["dagster"]["stages"].get(stage, {}).get("seconds", 0.0) for r in rounds]
-        pla = [r["plain"]["stages"].get(stage, {}).get("seconds", 0.0) for r in rounds]
-        dag_mb = _median(
-            [r["dagster"]["stages"].get(stage, {}).get("peak_rss_mb", float("nan")) for r in rounds]
+    for stage in [*STAGES, "total"]:
+        dag, pla = (
+            _stage_values(rounds, "dagster", stage, "seconds"),
+            _stage_values(rounds, "plain", stage, "seconds"),
         )
-        pla_mb = _median(
-            [r["plain"]["stages"].get(stage, {}).get("peak_rss_mb", float("nan")) for r in rounds]
-        )
+        dag_cpu = _stage_values(rounds, "dagster", stage, "cpu_s")
+        pla_cpu = _stage_values(rounds, "plain", stage, "cpu_s")
+        dag_mb = _median(_stage_values(rounds, "dagster", stage, "peak_rss_mb"))
+        pla_mb = _median(_stage_values(rounds, "plain", stage, "peak_rss_mb"))
         floor = limits.get(stage)
         floor_text = f"{floor['seconds']:.2f} s ({floor['what']})" if floor else ""
         ratio = f"{_median(pla) / floor['seconds']:.1f}×" if floor and floor["seconds"] > 0 else ""
+        name = "**total (spawn → exit)**" if stage == "total" else stage
         lines.append(
-            f"| {stage} | {_median(dag):.2f} s ({min(dag):.2f}) | {_mb(dag_mb)} | {_median(pla):.2f} s "
-            f"({min(pla):.2f}) | {_mb(pla_mb)} | {_median(dag) - _median(pla):+.2f} s | {floor_text} "
+            f"| {name} | {_median(dag):.2f} s ({min(dag):.2f}) | {_median(dag_cpu):.2f} s "
+            f"| {_median(pla):.2f} s ({min(pla):.2f}) | {_median(pla_cpu):.2f} s "
+            f"| {_mb(dag_mb)} / {_mb(pla_mb)} | {floor_text} "
             f"| {ratio} |"
         )
-    dag_total = [r["dagster"]["total_s"] for r in rounds]
-    pla_total = [r["plain"]["total_s"] for r in rounds]
-    ratios = [r["dagster"]["total_s"] / r["plain"]["total_s"] for r in rounds]
-    lines.append(
-        f"| **total (spawn → exit)** | **{_median(dag_total):.1f} s** ({min(dag_total):.1f}) | "
-        f"{_mb(_median([r['dagster']['peak_rss_mb'] for r in rounds]))} | **{_median(pla_total):.1f} s** "
-        f"({min(pla_total):.1f}) | {_mb(_median([r['plain']['peak_rss_mb'] for r in rounds]))} | "
-        f"{_median(dag_total) - _median(pla_total):+.1f} s | | |"
-    )
+    wall = [r["dagster"]["total_s"] / r["plain"]["total_s"] for r in rounds]
+    cpu = [r["dagster"]["cpu_s"] / r["plain"]["cpu_s"] for r in rounds]
     lines += [
         "",
-        f"**Ratio dagster / plain, paired per round: median {_median(ratios):.3f}** "
-        f"(each round: {', '.join(f'{x:.3f}' for x in ratios)}); same model version on both sides: "
+        f"**Ratio dagster / plain, paired per round: wall clock median {_median(wall):.3f}** "
+        f"(rounds: {', '.join(f'{x:.3f}' for x in wall)}); **CPU time median {_median(cpu):.3f}** "
+        f"(rounds: {', '.join(f'{x:.3f}' for x in cpu)}). Same model version on both sides in every round: "
         f"{rounds[0]['dagster']['candidate']}.",
     ]
     if all("before" in r for r in rounds):
@@ -521,33 +573,27 @@ def report_latency(result: dict, limits: dict | None) -> str:
             f"Before/after, both through Dagster in the same rounds: before = git {result['before']}, "
             "after = this checkout.",
             "",
-            "| stage | before | after | after / before | peak RSS before | after |",
+            "| stage | before wall | after wall | before CPU | after CPU | after / before (CPU) |",
             "|---|---|---|---|---|---|",
         ]
         for stage in [*STAGES, "total"]:
-
-            def seconds(side, stage=stage):
-                if stage == "total":
-                    return [r[side]["total_s"] for r in rounds]
-                return [r[side]["stages"].get(stage, {}).get("seconds", 0.0) for r in rounds]
-
-            def peak(side, stage=stage):
-                key = "peak_rss_mb"
-                return _median(
-                    [
-                        r[side][key]
-                        if stage == "total"
-                        else r[side]["stages"].get(stage, {}).get(key, float("nan"))
-                        for r in rounds
-                    ]
-                )
-
-            b, a = _median(seconds("before")), _median(seconds("dagster"))
+            bw, aw = (
+                _median(_stage_values(rounds, "before", stage, "seconds")),
+                _median(_stage_values(rounds, "dagster", stage, "seconds")),
+            )
+            bc, ac = (
+                _median(_stage_values(rounds, "before", stage, "cpu_s")),
+                _median(_stage_values(rounds, "dagster", stage, "cpu_s")),
+            )
             lines.append(
-                f"| {stage} | {b:.2f} s | {a:.2f} s | {a / b if b else float('nan'):.2f} | "
-                f"{_mb(peak('before'))} | {_mb(peak('dagster'))} |"
+                f"| {stage} | {bw:.2f} s | {aw:.2f} s | {bc:.2f} s | {ac:.2f} s | "
+                f"{ac / bc if bc else float('nan'):.2f} |"
             )
     return "\n".join(lines)
+
+
+def _mb(value: float) -> str:
+    return "" if value != value else f"{value:,.0f} MB"
 
 
 def report_incremental(result: dict) -> str:
@@ -614,10 +660,6 @@ def report_iteration(result: dict) -> str:
             f"- **loop / full recompute = {ratio:.3f}**",
         ]
     )
-
-
-def _mb(value: float) -> str:
-    return "" if value != value else f"{value:,.0f} MB"
 
 
 def machine() -> str:

@@ -3,8 +3,9 @@
 CUDA when present and allowed, else the CPU. On the CPU, torch's intra-op thread pool is set to
 ``CPU_THREADS`` = 1: the composition network is small (19 inputs, batches of 256), so no matmul is big
 enough to split, and each extra OpenMP thread adds a fork/join and a spin-wait per operation. On this
-project's 2-core machine the same three epochs took 0.6 s of CPU on one thread and 14–20 s on two while
-other work ran (wall clock 2.4 s against 38 s); BENCHMARKS.md (*Data-to-model latency*) has the run.
+project's 2-core machine, while other work ran, three epochs of one network took 0.6–2.4 s of CPU on one
+thread and 14–20 s on two (wall clock 2.4–12 s against 38–71 s); on an idle machine the two are level.
+BENCHMARKS.md (*Data-to-model latency*) has the runs.
 Steps that need more (a much larger model on a CPU-only node) set ``ComputeResource.torch_threads``.
 """
 
