@@ -62,7 +62,8 @@ class CandidateConfig(dg.Config):
     # tried, one network on 38 (BENCHMARKS.md, model quality).
     ensemble_members: int = 3
     # Data-parallel workers (torch DDP: gloo on CPU, NCCL on GPU with one GPU per worker). 1 trains in the
-    # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match.
+    # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match. Data-parallel
+    # training trains one network: set ensemble_members=1 with it (anything else fails, naming both).
     workers: int = 1
 
 

@@ -128,6 +128,11 @@ def train_distributed(
         raise ValueError(f"device_type must be one of {sorted(BACKENDS)}, not {device_type!r}")
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(f"empty split: {len(x_train)} training and {len(x_val)} validation rows")
+    if workers > 1 and config.ensemble_members > 1:
+        raise ValueError(
+            f"data-parallel training (workers={workers}) trains one network, not an ensemble of "
+            f"{config.ensemble_members}: set ensemble_members=1 to train data-parallel, or workers=1"
+        )
     if device_type == "cuda" and workers > torch.cuda.device_count():
         raise ValueError(
             f"{workers} NCCL workers need {workers} GPUs (one per rank); {torch.cuda.device_count()} visible"

@@ -151,7 +151,11 @@ def test_candidate_trains_data_parallel_with_two_gloo_workers(tiny_resources, mo
             partition_key=DAY,
             resources=tiny_resources,
             instance=instance,
-            run_config={"ops": {"candidate_model": {"config": {"workers": 2, "max_epochs": 30}}}},
+            run_config={
+                "ops": {
+                    "candidate_model": {"config": {"workers": 2, "max_epochs": 30, "ensemble_members": 1}}
+                }
+            },
         )
     assert result.success
     candidate = _metadata(result, "candidate_model")

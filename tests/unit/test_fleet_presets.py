@@ -26,5 +26,5 @@ def test_presets_are_the_simulators() -> None:
 
 
 def test_scales_are_named_by_their_key() -> None:
-    assert list(SCALES) == ["tiny", "default", "benchmark"]
+    assert list(SCALES) == ["tiny", "default", "benchmark", "benchmark-quarter"]
     assert all(scale.name == name for name, scale in SCALES.items())

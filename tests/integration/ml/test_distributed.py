@@ -4,6 +4,7 @@ Integration, not unit: every test starts worker processes that rendezvous over l
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 
 import numpy as np
@@ -154,6 +155,10 @@ def test_a_failing_worker_raises_naming_its_rank():
         ({"workers": 0}, "workers must be at least 1"),
         ({"workers": 2, "device_type": "tpu"}, "device_type"),
         ({"workers": 1 + torch.cuda.device_count(), "device_type": "cuda"}, "one per rank"),
+        (
+            {"config": dataclasses.replace(FAST, ensemble_members=3)},
+            "trains one network, not an ensemble of 3",
+        ),
     ],
 )
 def test_bad_arguments_raise_before_starting_anything(kw, message):
