@@ -17,16 +17,17 @@ that reads variables) and handed to ``ReadinessResource.from_environment``:
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import kubernetes
 
 from astromined.placement.settings import DEFAULT_CLUSTERS
-from astromined.placement.snapshot import load_api_client
 from astromined.readiness.kube import ClusterProbeConfig, cluster_probes
 from astromined.readiness.result import DEFAULT_PROBE_TIMEOUT_S, Probe
 from astromined.readiness.services import alertmanager_probes, grafana_probes, prometheus_probes
+
+if TYPE_CHECKING:
+    import kubernetes.client
 
 # The clusters that have a readiness asset: the placement executor's default contexts (docs/kubernetes.md).
 READINESS_CLUSTERS: tuple[str, ...] = tuple(DEFAULT_CLUSTERS)
@@ -117,7 +118,13 @@ class ReadinessResource(dg.ConfigurableResource):
             ], True
         return cluster_probes(api_client, config), True
 
-    def _api_client(self, context: str, in_cluster: bool) -> kubernetes.client.ApiClient:
+    def _api_client(self, context: str, in_cluster: bool) -> "kubernetes.client.ApiClient":
+        # Imported here, when a cluster is probed: the client costs ~0.5 s to import, and every process that
+        # loads the definitions (CLI, webserver, local runs) would pay it (BENCHMARKS.md, data-to-model).
+        import kubernetes
+
+        from astromined.placement.snapshot import load_api_client
+
         if in_cluster:
             configuration = kubernetes.client.Configuration()
             kubernetes.config.load_incluster_config(client_configuration=configuration)

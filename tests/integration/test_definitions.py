@@ -141,3 +141,19 @@ def test_dagster_definitions_validate_accepts_the_workspace(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_loading_the_local_code_location_does_not_import_the_kubernetes_client(tmp_path):
+    """Every CLI command and local run loads the definitions; the Kubernetes client (~0.5 s to import) is
+    loaded only when a cluster is actually probed or the production executor is built."""
+    code = (
+        "import sys\n"
+        "from astromined.definitions import build_definitions\n"
+        "from astromined.environment import load_settings\n"
+        "build_definitions(load_settings())\n"
+        "print(sorted(m for m in sys.modules if m == 'kubernetes' or m.startswith('kubernetes.'))[:5])\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "ASTROMINED_STATE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
