@@ -6,13 +6,14 @@ reused. Computed from the code itself, so no hand-kept version string can be for
 
 What is hashed, for a function ``fn``:
 - its own source, and the source of every function or class it names that is defined in one of the
-  ``local_packages`` (the asset modules: helpers such as ``_evaluate_champion``, config classes with their
+  ``local_packages`` (the asset modules: helpers such as ``_load_candidate``, config classes with their
   defaults in the signature), recursively;
 - the source of every module of ``follow_packages`` (the domain library) that it names, directly or
   through such helpers, together with every module of those packages they import, transitively (static
   imports, module-level or inside functions).
 Modules outside ``follow_packages`` (dagster, numpy, torch, ...) are not hashed: their versions are
-pinned by the image.
+pinned by the image. Where no source is available (an install of bytecode only) the compiled code stands
+in for it, so the version still changes with the code.
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ def _names_used(code: types.CodeType) -> set[str]:
         if isinstance(const, types.CodeType):
             names |= _names_used(const)
     return names
+
+
+def _source(obj: object) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):  # no source shipped: hash the compiled code instead
+        code = getattr(obj, "__code__", None)
+        return code.co_code.hex() + repr(code.co_consts) if code is not None else repr(obj)
+
+
+def _module_text(path: Path) -> str:
+    return path.read_text() if path.suffix == ".py" else path.read_bytes().hex()
 
 
 def _in(module_name: str, packages: Iterable[str]) -> bool:
@@ -104,7 +117,7 @@ class SourceIndex:
     def _imported_modules(self, module_name: str) -> tuple[str, ...]:
         """Every module the file of ``module_name`` imports (``from a import b`` gives a and a.b)."""
         path = self.module_file(module_name)
-        if path is None:
+        if path is None or path.suffix != ".py":  # no source to scan (bytecode only, extension module)
             return ()
         is_package = path.name == "__init__.py"
         found: list[str] = []
@@ -160,7 +173,7 @@ def _collect(
             label = f"{owner}.{obj.__qualname__}"
             if label in sources:
                 continue
-            sources[label] = inspect.getsource(obj)
+            sources[label] = _source(obj)
             if inspect.isfunction(obj):
                 namespace = obj.__globals__
                 names = _names_used(obj.__code__)
@@ -190,7 +203,7 @@ def source_version(
     sources, modules = _collect(fn, follow_packages, local_packages, index)
     for name in modules:
         path = index.module_file(name)
-        sources[name] = path.read_text() if path is not None else ""
+        sources[name] = _module_text(path) if path is not None else ""
     digest = hashlib.sha256()
     for label in sorted(sources):
         digest.update(label.encode() + b"\0" + sources[label].encode() + b"\0")

@@ -220,3 +220,16 @@ def test_import_scan_finds_what_a_full_parse_finds():
         full = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Import | ast.ImportFrom)]
         assert dumps(_import_statements(text)) == dumps(full)
     assert len(dumps(_import_statements(tricky))) == 5  # the docstring lines are not imports
+
+
+def test_code_without_source_is_versioned_by_its_compiled_code():
+    """An install of bytecode only still gets versions that change with the code."""
+    from astromined.source_version import _source
+
+    def compiled(body: str):
+        namespace: dict = {}
+        exec(compile(f"def f(x):\n    return {body}\n", "<no file>", "exec"), namespace)
+        return namespace["f"]
+
+    assert _source(compiled("x + 1")) == _source(compiled("x + 1"))
+    assert _source(compiled("x + 1")) != _source(compiled("x + 2"))
