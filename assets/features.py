@@ -53,8 +53,9 @@ def asteroid_features(
 ):
     store = lake.store()
     calibration = landing_zone.fleet_calibration(partition_day(context))
-    # Arrow straight into Polars (no pandas copy of the day's observations), and only the columns the
-    # features read: decoding all 28 costs ~40 % more on a 10.5 M-row day (BENCHMARKS.md, data-to-model).
+    # Arrow straight into Polars (no pandas copy of the day's observations), and only the 20 columns the
+    # features read, not all 28: 4.2 s of CPU instead of 7.0 s on a 10.5 M-row day (loaded machine;
+    # BENCHMARKS.md, data-to-model latency).
     try:
         observations = read_arrow_columns(
             store, lake_layout.raw_observations(context.partition_key), INPUT_COLUMNS
