@@ -50,6 +50,19 @@ def _module_text(path: Path) -> str:
     return path.read_text() if path.suffix == ".py" else path.read_bytes().hex()
 
 
+def _parse(source: str) -> ast.Module:
+    """``ast.parse``, again when CPython 3.11's shared AST recursion counter was disturbed by an overlapping
+    parse (``SystemError: AST constructor recursion depth mismatch``, python/cpython#106905): the counter is
+    reset at every parse, so the source is fine and a second parse succeeds."""
+    for attempt in range(3):
+        try:
+            return ast.parse(source)
+        except SystemError as error:
+            if "recursion depth mismatch" not in str(error) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _in(module_name: str, packages: Iterable[str]) -> bool:
     return any(module_name == p or module_name.startswith(p + ".") for p in packages)
 
@@ -86,7 +99,7 @@ def _import_statements(text: str):
                 end = close + 1
         consumed = end
         try:
-            parsed = ast.parse(statement).body
+            parsed = _parse(statement).body
         except SyntaxError:
             continue
         if parsed and isinstance(parsed[0], ast.Import | ast.ImportFrom):
@@ -183,7 +196,7 @@ def _collect(
                     )
             else:  # a class (a Config with its defaults): the names its body uses
                 namespace = vars(inspect.getmodule(obj))
-                names = {n.id for n in ast.walk(ast.parse(sources[label])) if isinstance(n, ast.Name)}
+                names = {n.id for n in ast.walk(_parse(sources[label])) if isinstance(n, ast.Name)}
             pending += [namespace[name] for name in names if name in namespace]
             # A function-level `import a.b` / `from a.b import c` leaves "a.b" among the code's names.
             modules.update(name for name in names if name not in namespace and _in(name, follow_packages))

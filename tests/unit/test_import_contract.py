@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from support.python_source import parse_python
 
 REPO = Path(__file__).resolve().parents[2]
 PRODUCT_PACKAGES = ("astromined", "assets", "resources")
@@ -113,7 +114,7 @@ class ImportGraph:
 
     def _parse(self, name: str) -> list[Import]:
         path = self.paths[name]
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = parse_python(path.read_text(encoding="utf-8"), filename=str(path))
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         where = path.relative_to(self.root).as_posix()
         found: list[Import] = []

@@ -8,6 +8,8 @@ import ast
 import re
 from pathlib import Path
 
+from support.python_source import parse_python
+
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "reliability.md"
 ROW = re.compile(
@@ -18,7 +20,7 @@ ROW = re.compile(
 def _fault_markers() -> set[tuple[str, str, str]]:
     found = set()
     for path in sorted((REPO / "tests").rglob("test_*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
+        tree = parse_python(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from support.python_source import parse_python
 
 from astromined.source_version import reachable_modules, source_version
 
@@ -217,7 +218,7 @@ def test_import_scan_finds_what_a_full_parse_finds():
     repo = Path(__file__).resolve().parents[2]
     files = [*repo.glob("astromined/**/*.py"), *repo.glob("assets/*.py")]
     for text in [tricky, *(path.read_text() for path in files)]:
-        full = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Import | ast.ImportFrom)]
+        full = [n for n in ast.walk(parse_python(text)) if isinstance(n, ast.Import | ast.ImportFrom)]
         assert dumps(_import_statements(text)) == dumps(full)
     assert len(dumps(_import_statements(tricky))) == 5  # the docstring lines are not imports
 
@@ -233,3 +234,28 @@ def test_code_without_source_is_versioned_by_its_compiled_code():
 
     assert _source(compiled("x + 1")) == _source(compiled("x + 1"))
     assert _source(compiled("x + 1")) != _source(compiled("x + 2"))
+
+
+def test_a_disturbed_parse_is_retried_and_other_errors_raised(monkeypatch):
+    """CPython 3.11's `AST constructor recursion depth mismatch` (an overlapping parse) is retried."""
+    import ast
+
+    from astromined import source_version
+
+    real_parse, calls = ast.parse, []
+
+    def flaky(source, *args, **kwargs):
+        calls.append(source)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=141, after=228)")
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(source_version.ast, "parse", flaky)
+    assert isinstance(source_version._parse("import a").body[0], ast.Import) and len(calls) == 2
+
+    def broken(source, *args, **kwargs):
+        raise SystemError("some other interpreter error")
+
+    monkeypatch.setattr(source_version.ast, "parse", broken)
+    with pytest.raises(SystemError, match="some other"):
+        source_version._parse("import a")

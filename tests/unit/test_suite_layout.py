@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from support.python_source import parse_python
+
 TESTS = Path(__file__).resolve().parents[1]
 SHARED_HELPERS = {"free_port", "require_tool", "wait_until", "poll_until", "http_ok", "loopback_service"}
 REAL_TIME_COMMENT = "# Real time passing"
@@ -42,7 +44,7 @@ def forbidden_imports(root: Path) -> list[str]:
     local_stems = {p.stem for p in _modules(root)}
     found = []
     for path in _modules(root):
-        tree = ast.parse(path.read_text(), str(path))
+        tree = parse_python(path.read_text(), str(path))
         for name in _imported_names(tree):
             # Relative, through the tests package, or a module found beside the tests (a conftest, a test
             # module, a helper file: importable only through rootdir or sys.path tricks).
@@ -58,7 +60,7 @@ def forbidden_imports(root: Path) -> list[str]:
 def helpers_defined_outside_support(root: Path) -> list[str]:
     found = []
     for path in _modules(root):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse_python(path.read_text(), str(path))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in SHARED_HELPERS:
                 found.append(f"{path.relative_to(root)}:{node.lineno} def {node.name}")
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -74,7 +76,7 @@ def unexplained_sleeps(root: Path) -> list[str]:
     found = []
     for path in _modules(root):
         lines = path.read_text().splitlines()
-        for node in ast.walk(ast.parse("\n".join(lines), str(path))):
+        for node in ast.walk(parse_python("\n".join(lines), str(path))):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from support.python_source import parse_python
 
 from astromined.placement import dagster_compat
 
@@ -41,7 +42,7 @@ def _is_dagster_package(module: str) -> bool:
 def private_imports(source: str) -> list[tuple[int, str]]:
     """(line, dotted target) of every import of a private Dagster module or name in ``source``."""
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_python(source)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from support.python_source import parse_python
+
 REPO = Path(__file__).resolve().parents[3]
 REFERENCE = "astromined.telemetry.reference_decode"
 
@@ -29,12 +31,14 @@ def test_product_code_does_not_import_the_reference_decoder():
         f"{path.relative_to(REPO)}:{line}"
         for package in ("astromined", "assets", "resources")
         for path in sorted((REPO / package).rglob("*.py"))
-        for line in _imports_reference(ast.parse(path.read_text(), str(path)))
+        for line in _imports_reference(parse_python(path.read_text(), str(path)))
     ]
     assert offenders == []
 
 
 def test_the_scan_sees_a_reference_import():
-    assert _imports_reference(ast.parse("from astromined.telemetry import reference_decode")) == [1]
-    assert _imports_reference(ast.parse("from astromined.telemetry.reference_decode import validate_packets"))
-    assert not _imports_reference(ast.parse("from astromined.telemetry.decode import decode_file"))
+    assert _imports_reference(parse_python("from astromined.telemetry import reference_decode")) == [1]
+    assert _imports_reference(
+        parse_python("from astromined.telemetry.reference_decode import validate_packets")
+    )
+    assert not _imports_reference(parse_python("from astromined.telemetry.decode import decode_file"))
