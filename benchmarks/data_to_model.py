@@ -51,6 +51,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from plain_pipeline import STAGES as PIPELINE_STAGES  # noqa: E402  (benchmarks/ is on sys.path)
+
 BENCH_ROOT = REPO / ".state" / "bench" / "d2m"
 PYTHON = sys.executable
 DAY = dt.date(2026, 6, 14)
@@ -69,20 +71,8 @@ STEP_STAGE = {
     "sector_rankings": "rank",
     "uplink_package": "package",
 }
-STAGES = (
-    "start-up",
-    "readiness",
-    "ingest",
-    "features",
-    "training_set",
-    "train",
-    "evaluate",
-    "promote",
-    "rank",
-    "package",
-    "orchestration",
-    "shut-down",
-)
+# The plain script's stages, with what only a whole process has around them.
+STAGES = ("start-up", *PIPELINE_STAGES, "orchestration", "shut-down")
 
 
 def stage_of(step_key: str) -> str:

@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+# In the order the main job runs them; data_to_model.py reports by these names.
 STAGES = (
     "readiness",
     "ingest",
