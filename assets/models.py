@@ -307,10 +307,9 @@ def sector_rankings(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
         [read_parquet(store, lake_layout.asteroid_features(d)) for d in manifest["partitions"]]
     )
     probabilities, metal = predict(model, model_inputs(features))
+    value = mining_value(probabilities, metal)
     ranked = rank_sectors(
-        features["sector"].to_numpy(),
-        mining_value(probabilities, metal),
-        probabilities[:, COMPLEX_INDEX[METAL_RICH_COMPLEX]],
+        features["sector"].to_numpy(), value, probabilities[:, COMPLEX_INDEX[METAL_RICH_COMPLEX]]
     )
     write_parquet(store, lake_layout.SECTOR_RANKINGS, ranked)
     return dg.MaterializeResult(
@@ -319,7 +318,7 @@ def sector_rankings(context: dg.AssetExecutionContext, lake: LakeResource) -> dg
             "asteroids_scored": len(features),
             "top_sectors": dg.MetadataValue.md(ranked.head(10).to_markdown(index=False, floatfmt=".3f")),
             "dagster/row_count": len(ranked),
-            "mean_mining_value": float(np.mean(mining_value(probabilities, metal))) if len(features) else 0.0,
+            "mean_mining_value": float(np.mean(value)) if len(features) else 0.0,
         }
     )
 

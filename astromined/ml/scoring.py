@@ -16,6 +16,8 @@ def mining_value(class_probabilities: np.ndarray, metal_richness: np.ndarray) ->
 
 
 def rank_sectors(sector: np.ndarray, value: np.ndarray, p_metal_rich: np.ndarray) -> pd.DataFrame:
+    """One row per sector, best first by total expected mining value (a large sector of modest bodies
+    outranks a small rich one): asteroid count, mean and total value, expected number of M-types."""
     frame = pd.DataFrame({"sector": sector, "value": value, "p_m": p_metal_rich})
     ranked = frame.groupby("sector").agg(
         asteroids=("value", "size"),

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from astromined.features.engineering import FEATURE_TABLE_COLUMNS, NORMALIZED_REFLECTANCE
@@ -157,6 +158,94 @@ def test_combine_days_skips_empty_days_and_rejects_an_empty_window():
         combine_days([empty, empty])
     with pytest.raises(ValueError, match="no feature rows"):
         combine_days([])
+
+
+AVERAGED = [
+    c for c in FEATURE_TABLE_COLUMNS if c not in ("asteroid_id", "sector", "n_observations", "n_satellites")
+]
+INT_COLUMNS = {"asteroid_id": "int64", "sector": "int64", "n_observations": "int64", "n_satellites": "int64"}
+
+
+def feature_table(rows: list[dict]) -> pd.DataFrame:
+    """A feature partition with the dtypes aggregate_by_asteroid writes (also when it has no rows)."""
+    return pd.DataFrame(rows, columns=FEATURE_TABLE_COLUMNS).astype(
+        {**dict.fromkeys(AVERAGED, "float64"), **INT_COLUMNS}
+    )
+
+
+def combine_days_reference(daily: list[pd.DataFrame]) -> pd.DataFrame:
+    """The documented merge, one asteroid and one column at a time."""
+    rows = [row for day in daily for row in day.to_dict("records")]
+    if not rows:
+        raise ValueError("no feature rows in the training window")
+    merged = []
+    for asteroid in sorted({row["asteroid_id"] for row in rows}):
+        looks = [row for row in rows if row["asteroid_id"] == asteroid]
+        record = {
+            "asteroid_id": asteroid,
+            "sector": min(row["sector"] for row in looks),
+            "n_observations": sum(row["n_observations"] for row in looks),
+            "n_satellites": max(row["n_satellites"] for row in looks),
+        }
+        for column in AVERAGED:
+            measured = [(row[column], row["n_observations"]) for row in looks if not math.isnan(row[column])]
+            weight = sum(w for _, w in measured)
+            record[column] = sum(v * w for v, w in measured) / weight if weight > 0 else math.nan
+        merged.append(record)
+    return feature_table(merged)
+
+
+def _row(asteroid_id: int, n_observations: int = 1, fill: float = 0.5, **values) -> dict:
+    return {
+        "asteroid_id": asteroid_id,
+        "sector": asteroid_id % 7,
+        "n_observations": n_observations,
+        "n_satellites": 1,
+        **dict.fromkeys(AVERAGED, fill),
+        **values,
+    }
+
+
+feature_value = st.one_of(st.just(math.nan), st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False))
+feature_row = st.fixed_dictionaries(
+    {
+        "asteroid_id": st.one_of(st.integers(0, 6), st.just(2**62 + 1)),
+        "sector": st.integers(0, 49),
+        "n_observations": st.integers(0, 20),
+        "n_satellites": st.integers(1, 5),
+        **{column: feature_value for column in AVERAGED},
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(days=st.lists(st.lists(feature_row, max_size=6), max_size=5))
+@example(days=[[_row(3, 2, fill=0.25), _row(1, 5)]])  # one day, unsorted
+@example(days=[[], [_row(1, 2, radar_albedo=math.nan)], [], [_row(1, 3, radar_albedo=0.4), _row(2)]])
+@example(days=[[_row(1, 0, fill=0.7)], [_row(1, 0, albedo=math.nan)]])  # zero weight: NaN, never 0/0 noise
+@example(days=[[_row(5, 4, fill=math.nan)], [_row(5, 1, fill=math.nan)]])  # never measured stays NaN
+@example(days=[[], []])
+@example(days=[])
+def test_combine_days_matches_the_per_asteroid_reference(days):
+    daily = [feature_table(rows) for rows in days]
+    if not any(rows for rows in days):
+        with pytest.raises(ValueError, match="no feature rows"):
+            combine_days(daily)
+        return
+    actual = combine_days(daily)
+    expected = combine_days_reference(daily)
+    assert list(actual.columns) == FEATURE_TABLE_COLUMNS
+    pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-9, atol=1e-8)
+
+
+def test_combine_days_keeps_float_counts_and_skips_missing_ones_like_pandas():
+    """Tables built by hand can carry float counts; a missing count adds no weight and no looks."""
+    day1 = feature_day([{"asteroid_id": 1, "n_observations": 2.0, "albedo": 0.2}])
+    day2 = feature_day([{"asteroid_id": 1, "n_observations": np.nan, "albedo": 0.9}])
+    combined = combine_days([day1, day2])
+    assert combined["n_observations"].dtype == np.float64
+    assert combined["n_observations"].tolist() == [2.0]
+    assert combined["albedo"].tolist() == pytest.approx([0.2])
 
 
 # --- build_training_set -----------------------------------------------------------------------
