@@ -1,11 +1,13 @@
 """Model quality against the logistic-regression baseline the promotion gate requires it to beat.
 
-Usage:  .venv/bin/python benchmarks/model_quality.py [--days 2026-12-02,...] [--seeds 7,...,12]
-                                                     [--window 1] [--networks candidate,single]
+Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
+                                                     [--seeds 7] [--window 1] [--networks candidate,single]
         make bench-quality
 
-For each day, the training set is built by the real assets (raw_telemetry → asteroid_features → training_set,
-ASTROMINED_SCALE=default, the scale `make run` uses) in a throw-away state directory, from the `--window`
+For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
+asteroid belt and survey catalog each) and each day, the training set is built by the real assets
+(raw_telemetry → asteroid_features → training_set, ASTROMINED_SCALE=default, the scale `make run` uses)
+in a throw-away state directory, from the `--window`
 days ending on that day (1: that day alone, as `make run`'s first day; 7: production's rolling window,
 TrainingSetConfig.window_days). On it, side by side:
   baseline   astromined.ml.evaluate.baseline_metrics (StandardScaler + LogisticRegression, train split),
@@ -26,6 +28,7 @@ import dataclasses
 import datetime as dt
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -54,7 +57,10 @@ from astromined.taxonomy import COMPLEXES  # noqa: E402
 from resources import build_resources  # noqa: E402
 
 DAYS = ("2026-12-02", "2026-12-01", "2026-06-01", "2026-11-15", "2026-01-10", "2026-03-15", "2026-09-01")
-SEEDS = (7, 8, 9, 10, 11, 12)
+# Training seeds: candidate_model's default (CandidateConfig.seed) — what production trains with.
+SEEDS = (7,)
+# Simulated populations (ASTROMINED_SEED): the default one, the two the issue reported losses on, and more.
+POPULATIONS = (42, 7, 1234, 1, 2, 3, 2024, 31337)
 
 
 def candidate_train_config(seed: int) -> TrainConfig:
@@ -76,9 +82,16 @@ NETWORKS = {
 }
 
 
-def build_training_set(day: str, window: int, state_dir: Path):
-    """The training set of the `window` days ending on `day`, built by the assets (window_days=window)."""
-    settings = load_settings({"ASTROMINED_STATE_DIR": str(state_dir), "ASTROMINED_SCALE": "default"})
+def build_training_set(day: str, window: int, state_dir: Path, population: int):
+    """The training set of the `window` days ending on `day` of the population simulated with seed
+    ``population``, built by the assets (window_days=window)."""
+    settings = load_settings(
+        {
+            "ASTROMINED_STATE_DIR": str(state_dir),
+            "ASTROMINED_SCALE": "default",
+            "ASTROMINED_SEED": str(population),
+        }
+    )
     resources = build_resources(settings)
     end = dt.date.fromisoformat(day)
     steps = [
@@ -109,6 +122,7 @@ def build_training_set(day: str, window: int, state_dir: Path):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--populations", default=",".join(str(p) for p in POPULATIONS))
     parser.add_argument("--days", default=",".join(DAYS))
     parser.add_argument("--seeds", default=",".join(str(s) for s in SEEDS))
     parser.add_argument("--window", type=int, default=1, help="days in the training window (production: 7)")
@@ -116,23 +130,26 @@ def main() -> int:
     args = parser.parse_args()
     days = [d.strip() for d in args.days.split(",") if d.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    populations = [int(p) for p in args.populations.split(",") if p.strip()]
     networks = {name: NETWORKS[name.strip()] for name in args.networks.split(",") if name.strip()}
     torch.set_num_threads(1)
     print(
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, python "
         f"{platform.python_version()}, torch {torch.__version__}; scale default; window {args.window} "
-        f"day(s); seeds {seeds}"
+        f"day(s); populations {populations}; training seeds {seeds}"
     )
     margins: dict[str, list[float]] = {name: [] for name in networks}
     extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in networks}
     print(
-        "| day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed | margin per seed "
-        "| errors per seed | wins |"
+        "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
+        "| margin per seed | errors per seed | wins |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    cases = [(population, day) for population in populations for day in days]
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
-        for day in days:
-            train, validation, holdout = build_training_set(day, args.window, Path(tmp) / day)
+        for population, day in cases:
+            state = Path(tmp) / f"{population}-{day}"
+            train, validation, holdout = build_training_set(day, args.window, state, population)
             baseline_all = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
             baseline = baseline_all["macro_f1"]
             baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
@@ -160,7 +177,8 @@ def main() -> int:
                 day_margins = [s - baseline for s in scores]
                 margins[name] += day_margins
                 print(
-                    f"| {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) | {name} | "
+                    f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
+                    f"| {name} | "
                     + " ".join(f"{s:.4f}" for s in scores)
                     + " | "
                     + " ".join(f"{m:+.4f}" for m in day_margins)
@@ -169,6 +187,7 @@ def main() -> int:
                     + f" | {sum(m > 0 for m in day_margins)}/{len(scores)} |",
                     flush=True,
                 )
+            shutil.rmtree(state, ignore_errors=True)
     print()
     print(
         "| network | margin min | margin median | margin max | wins | median ECE | median metal MAE "

@@ -126,12 +126,16 @@ def test_train_model_with_ensemble_members_is_the_merge_of_its_members_trained_a
     ]
     expected = merge_ensemble([r.model for r in alone])
     calibrate_temperature(expected, xv, yv)
+    # Trained stacked, each member follows its path alone: the same weights up to float rounding (a
+    # batched matmul of 3 members may round differently from one of 1).
     for key, value in expected.state_dict().items():
-        torch.testing.assert_close(result.model.state_dict()[key], value, rtol=0, atol=0)
+        torch.testing.assert_close(result.model.state_dict()[key], value, rtol=1e-4, atol=1e-5)
     assert result.model.config.hidden == 24
     assert result.member_best_epochs == tuple(r.best_epoch for r in alone)
+    assert result.member_epochs_run == tuple(r.epochs_run for r in alone)
     assert result.best_epoch == max(result.member_best_epochs)
-    assert result.epochs_run == sum(r.epochs_run for r in alone) == len(seen)
+    assert result.epochs_run == max(r.epochs_run for r in alone)  # passes over the data, run together
+    assert len(seen) == sum(r.epochs_run for r in alone)
     assert seen == result.history
     assert sorted({r["member"] for r in seen}) == [0.0, 1.0, 2.0]
 
