@@ -74,38 +74,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_stale(args: argparse.Namespace) -> int:
     import dagster as dg
-    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
-    # Dagster's own staleness (the UI's "changed and missing"); no public API in 1.13 outside sensors'
-    # RunRequest(stale_assets_only=True), so the benchmark asks the resolver the UI uses.
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-    from dagster._time import get_current_datetime
+    from astromined.automation.staleness import stale_assets
 
     started = time.perf_counter()
     defs = _definitions()
-    graph = defs.resolve_asset_graph()
-    stale = []
     with dg.DagsterInstance.get() as instance:
-        view = AssetGraphView(
-            temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-            instance=instance,
-            asset_graph=graph,
-        )
-        resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
-        for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
-            node = graph.get(key)
-            if not node.is_executable:
-                continue
-            partition = args.partition if node.is_partitioned else None
-            status = resolver.get_status(key, partition)
-            if status in (StaleStatus.STALE, StaleStatus.MISSING):
-                causes = [
-                    f"{cause.key.asset_key.to_user_string()}: {cause.reason}"
-                    for cause in resolver.get_stale_root_causes(key, partition)
-                ]
-                stale.append({"asset": key.to_user_string(), "status": status.value, "causes": causes})
-    assert isinstance(graph, AssetGraph)
+        found = stale_assets(instance, defs, args.partition)
+    stale = [{"asset": i.key.to_user_string(), "status": i.status, "causes": list(i.causes)} for i in found]
     print(json.dumps({"stale": stale, "seconds": time.perf_counter() - started}))
     return 0
 

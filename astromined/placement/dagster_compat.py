@@ -32,6 +32,12 @@ Why each name is here, and what to check when the pins move:
     (placement/demo.py) runs the main job from a module's ``Definitions`` so its step pods can load it
     (``dagster.reconstructable`` only takes a module-level job). On upgrade: ``for_module`` and
     ``get_reconstructable_job``.
+``CachingStaleStatusResolver``, ``StaleStatus`` (``dagster._core.definitions.data_version``),
+    ``AssetGraphView``, ``TemporalContext`` (``dagster._core.asset_graph_view.asset_graph_view``) — what the
+    UI's "Materialize changed and missing" asks; ``astromined run --stale`` (automation/staleness.py) asks
+    the same in the process that then runs the stale assets. The only public door is a sensor's
+    ``RunRequest(stale_assets_only=True)``. On upgrade: the resolver's ``get_status`` and
+    ``get_stale_root_causes`` (their ``key.asset_key`` and ``reason``), and ``AssetGraphView``'s keywords.
 ``K8S_EXECUTOR_CONFIG_SCHEMA`` (``dagster_k8s.executor._K8S_EXECUTOR_CONFIG_SCHEMA``) — dagster-k8s's
     executor config fields, extended with the placement fields so that ``astromined_k8s`` accepts
     everything ``k8s`` does. On upgrade: new or renamed fields (``build_executor`` reads them by name) and
@@ -45,6 +51,8 @@ the one ``launch_step`` builds for the same step: run it first after moving the 
 """
 
 from dagster._config import process_config
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.events import EngineEventData
 from dagster._core.execution.retries import RetryMode
@@ -65,13 +73,17 @@ K8S_EXECUTOR_CONFIG_SCHEMA = _K8S_EXECUTOR_CONFIG_SCHEMA
 __all__ = [
     "K8S_EXECUTOR_CONFIG_SCHEMA",
     "PINNED",
+    "AssetGraphView",
+    "CachingStaleStatusResolver",
     "CheckStepHealthResult",
     "EngineEventData",
     "ReconstructableRepository",
     "RetryMode",
+    "StaleStatus",
     "StepDelegatingExecutor",
     "StepDependencyConfig",
     "StepHandler",
     "StepHandlerContext",
+    "TemporalContext",
     "process_config",
 ]
