@@ -95,9 +95,22 @@ def _env(state: Path, share: float, **extra: str) -> dict[str, str]:
     return env
 
 
+def simulator_version() -> str:
+    """A hash of the simulator's code (what `astromined simulate` reaches): cached days of another version
+    are not reused, so a change to the population or the instrument cannot be benchmarked on old data."""
+    from astromined.source_version import source_version
+    from resources.simulated_landing_zone import SimulatedLandingZoneResource
+
+    return source_version(
+        SimulatedLandingZoneResource.prepare_day,
+        follow_packages=("astromined",),
+        local_packages=("resources",),
+    )
+
+
 def landing_zone(share: float, days: list[dt.date]) -> Path:
-    """A state dir whose landing zone holds ``days`` (simulated once, cached)."""
-    source = BENCH_ROOT / f"share-{share:g}"
+    """A state dir whose landing zone holds ``days`` (simulated once per simulator version, cached)."""
+    source = BENCH_ROOT / f"share-{share:g}-sim-{simulator_version()}"
     marker = source / "landing_zone"
     missing = [d for d in days if not (marker / "downlinks" / d.isoformat()).is_dir()]
     for start in missing:
