@@ -84,7 +84,6 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             # first, so their pool slots do not block this run (astromined/automation/dead_runs.py).
             for reaped in reap_dead_runs(instance):
                 logger.warning(f"cleaned up after a killed run: {reaped.describe()}")
-        _resume_collector_after_start_up()
         run_id = str(uuid.uuid4())
         with SlotWaitWatcher(instance, run_id, logger=logger):
             result = job.execute_in_process(
@@ -99,35 +98,19 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
-# Python's cyclic garbage collector in `astromined run`. Start-up builds a long-lived heap of ~0.8 M objects
-# (dagster, torch, pandas, the definitions, the instance) and the collector rescanned all of it on every
-# full collection: ~2 s of a tiny-scale run, and ~2.5 s more when the interpreter, exiting, collected it
-# piece by piece before the OS frees it anyway. So the process that *is* `astromined run`: no collection
-# while starting up; once the instance is open, one collection frees start-up's garbage and gc.freeze()
-# moves what survived out of the collector's view (steps' garbage is collected as before); at exit, after
-# every atexit handler (log flushes, weakref finalizers), the heap is frozen again so the interpreter's
-# final collections skip it. Nothing is left unflushed: the instance is closed by then, no thread or
-# database connection is left, and the objects whose finalizers then do not run hold only memory
-# (suspended numba/pytz generators without cleanup, llvmlite handles). An in-process caller of main()
-# (tests) is never affected: only the console script and `python -m astromined.cli` pass no argv.
-_collector_paused = False
-
-
-def _pause_collector_for_start_up() -> None:
-    global _collector_paused
-    if gc.isenabled():
-        gc.disable()
-        _collector_paused = True
+def _skip_collecting_the_heap_at_exit() -> None:
+    """When the interpreter exits, its final garbage collections walk the whole heap (~0.8 M objects after
+    `astromined run`: dagster, torch, pandas, the definitions) and free it piece by piece: ~2.5 s of a
+    tiny-scale run's 3 s shut-down, for memory the OS frees anyway. Freezing the heap at exit (an atexit
+    handler; the others still run: log flushes, weakref finalizers) takes it out of those collections.
+    Nothing is left unflushed: stdout/stderr are flushed by the interpreter regardless, the instance is
+    closed by then, no thread or database connection is left, and the objects whose finalizers then do not
+    run hold only memory (checked after a run: suspended numba/pytz generators without cleanup, llvmlite
+    handles, read-only font files). Registered only where this module *is* the process (the console
+    script, ``python -m astromined.cli``: no argv): an in-process caller of main() is never affected."""
+    # atexit runs handlers last-registered-first: this one runs before those registered at import time
+    # (logging's flush), which is fine: freezing frees nothing, the objects stay usable.
     atexit.register(gc.freeze)
-
-
-def _resume_collector_after_start_up() -> None:
-    global _collector_paused
-    if _collector_paused:
-        gc.collect()
-        gc.freeze()
-        gc.enable()
-        _collector_paused = False
 
 
 def _run_logger(level: str) -> logging.Logger:
@@ -371,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if argv is None and args.handler is _cmd_run:  # this process is `astromined run` (see above)
-        _pause_collector_for_start_up()
+    if argv is None:
+        _skip_collecting_the_heap_at_exit()
     try:
         return args.handler(load_settings(), args)
     except ConfigurationError as exc:

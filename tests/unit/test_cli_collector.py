@@ -1,9 +1,10 @@
-"""`astromined run` as a process keeps the cyclic GC off its long-lived heap (astromined/cli.py): paused
-while starting up, the start-up heap frozen before the steps, the heap frozen again at exit. An in-process
-caller of ``main(argv)`` (tests, other tools) keeps its collector untouched."""
+"""`astromined run` as a process freezes its heap at exit, so the interpreter's final garbage collections
+skip it (astromined/cli.py ``_skip_collecting_the_heap_at_exit``); the collector is untouched while the
+run works, and an in-process caller of ``main(argv)`` (tests, other tools) is never affected."""
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 import os
@@ -17,69 +18,47 @@ from astromined import cli
 _AS_PROCESS = r"""
 import atexit, gc, json, sys
 
-def after_every_exit_handler():
+def after_the_cli_exit_handler():
     # Registered before main(): atexit runs it after the ones main() registers.
     print(json.dumps({**seen, "frozen_at_exit": gc.get_freeze_count()}), flush=True)
 
-atexit.register(after_every_exit_handler)
+atexit.register(after_the_cli_exit_handler)
 
 from astromined import cli
 
 seen = {}
 
 def probe_run(settings, args):
-    seen["enabled_during_start_up"] = gc.isenabled()
-    seen["frozen_during_start_up"] = gc.get_freeze_count()
-    cli._resume_collector_after_start_up()
-    seen["enabled_during_steps"] = gc.isenabled()
-    seen["frozen_during_steps"] = gc.get_freeze_count()
+    seen["enabled_during_run"] = gc.isenabled()
+    seen["frozen_during_run"] = gc.get_freeze_count()
     return 0
 
 cli._cmd_run = probe_run
 sys.argv = ["astromined", "run", "--partition", "2026-06-14"]
 code = cli.main()
-kept = [[i] for i in range(20_000)]  # alive at exit, created after the start-up freeze
-seen["rc"] = code
+kept = [[i] for i in range(20_000)]  # alive at exit
 sys.exit(code)
 """
 
 
-def _clean_env(tmp_path) -> dict[str, str]:
+def test_the_run_process_freezes_its_heap_at_exit_only(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASTROMINED_", "DAGSTER_"))}
     env["ASTROMINED_STATE_DIR"] = str(tmp_path / "state")
-    return env
-
-
-def test_the_run_process_pauses_then_freezes_its_start_up_heap_and_freezes_again_at_exit(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", _AS_PROCESS], env=_clean_env(tmp_path), capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-c", _AS_PROCESS], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["enabled_during_start_up"] is False
-    assert seen["frozen_during_start_up"] == 0
-    assert seen["enabled_during_steps"] is True
-    assert seen["frozen_during_steps"] > 10_000  # the modules and objects start-up built
-    # The exit freeze took what was created after the start-up one (the 20,000 lists kept alive; a few
-    # start-up objects frozen earlier have been freed since).
-    assert seen["frozen_at_exit"] > seen["frozen_during_steps"] + 15_000
+    assert seen["enabled_during_run"] is True
+    assert seen["frozen_during_run"] == 0
+    assert seen["frozen_at_exit"] > 20_000  # the imported modules, the 20,000 lists kept alive, ...
 
 
-def test_an_in_process_caller_keeps_its_collector(monkeypatch, tmp_path):
+def test_an_in_process_caller_keeps_its_collector_and_exit(monkeypatch, tmp_path):
     for variable in [v for v in os.environ if v.startswith("ASTROMINED_") or v == "DAGSTER_HOME"]:
         monkeypatch.delenv(variable)
     monkeypatch.setenv("ASTROMINED_STATE_DIR", str(tmp_path / "state"))
-    seen = {}
-
-    def probe_run(settings, args):
-        seen["enabled"] = gc.isenabled()
-        cli._resume_collector_after_start_up()  # a no-op: nothing was paused
-        return 0
-
-    monkeypatch.setattr(cli, "_cmd_run", probe_run)
-    frozen = gc.get_freeze_count()
-    assert gc.isenabled()
+    monkeypatch.setattr(cli, "_cmd_run", lambda settings, args: 0)
+    handlers, frozen = atexit._ncallbacks(), gc.get_freeze_count()
     assert cli.main(["run", "--partition", "2026-06-14"]) == 0
-    assert seen == {"enabled": True}
+    assert atexit._ncallbacks() == handlers  # no freeze registered for this (pytest's) process
     assert gc.isenabled()
     assert gc.get_freeze_count() == frozen
