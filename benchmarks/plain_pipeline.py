@@ -16,7 +16,9 @@ Usage:  .venv/bin/python benchmarks/plain_pipeline.py --state DIR --day YYYY-MM-
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
+import gc
 import json
 import shutil
 import sys
@@ -337,4 +339,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # What `astromined run` does at exit (astromined/cli.py, _skip_collecting_the_heap_at_exit): the
+    # interpreter's final collections skip the heap the OS frees anyway. The same here, so the comparison
+    # measures orchestration, not a process-exit setting only one side has.
+    atexit.register(gc.freeze)
     sys.exit(main())

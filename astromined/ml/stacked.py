@@ -1,10 +1,12 @@
 """K CompositionNets trained as one module: every layer's weights stacked on a leading member axis.
 
 Why: the networks are small (a few thousand weights), so on a CPU a training step costs the ~50 operator
-calls of forward, backward and the optimizer, not the arithmetic. Training the K members of a seed ensemble
-one after the other pays those calls K times per batch and runs sum(epochs) epochs; stacked, one batched
-matrix multiply (``torch.baddbmm``) does a layer for all members, each epoch is one pass for all of them,
-and the run lasts as long as the slowest member (BENCHMARKS.md, "Training a seed ensemble").
+calls of forward, backward and the optimizer more than the arithmetic. Training the K members of a seed
+ensemble one after the other pays those calls K times per batch; stacked, one batched matrix multiply
+(``torch.baddbmm``) does a layer for all members, and each member beyond the first adds about half of a
+network's training time instead of a whole one (BENCHMARKS.md, "Training a seed ensemble"). Every epoch is
+one pass for all members until the last of them stops early; a member that stopped keeps being computed
+(its best weights are kept), which is cheaper than re-stacking.
 
 Nothing is shared between members but the input normalization (they train on the same rows): each has its
 own initial weights, batch order and dropout masks (``MemberStreams``), its loss is its own mean over its own

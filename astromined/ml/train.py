@@ -10,8 +10,9 @@ CompositionNet averaging their logits (``model.merge_ensemble``), then temperatu
 the benchmark days (BENCHMARKS.md, model quality) a single network's holdout errors swing by ±2 asteroids
 with the seed, which is the whole margin over the logistic-regression baseline; the average of three does not
 swing so much. The K members train stacked in one module (``stacked.py``): each follows the path it would
-alone (own initialisation, batch order, dropout masks and early stop), and K of them cost about one
-network's training time plus a fraction, not K times it.
+alone (own initialisation, batch order, dropout masks and early stop), and on a CPU each member beyond
+the first adds about half of a network's training time, not a whole one (BENCHMARKS.md, "Training a seed
+ensemble").
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ def _train_stacked(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
     best_loss = [float("inf")] * k
     best_epoch = [-1] * k
     best_state = {name: value.detach().clone() for name, value in model.named_parameters()}
@@ -268,18 +269,18 @@ def _train_stacked(
             batch = order[:, start : start + config.batch_size]  # [K, B]: each member's own rows
             batch_keep = keep[:, start : start + config.batch_size] if keep is not None else None
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                member_losses = _member_losses(
-                    model(xt[batch], batch_keep, streams.keep_scale),
-                    yct[batch],
-                    ymt[batch],
-                    config.metal_loss_weight,
-                    config.label_smoothing,
-                )
-            # Each member's loss is its own mean: their sum gives every member exactly its own gradient.
-            scaler.scale(member_losses.sum()).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            inputs = (xt[batch], yct[batch], ymt[batch], batch_keep)
+            if use_amp:
+                with torch.autocast(device_type=device.type, dtype=torch.float16):
+                    member_losses = _member_losses(model, *inputs, streams.keep_scale, config)
+                # Each member's loss is its own mean: their sum gives every member exactly its own gradient.
+                scaler.scale(member_losses.sum()).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:  # no autocast context or scaler calls per batch where they would do nothing
+                member_losses = _member_losses(model, *inputs, streams.keep_scale, config)
+                member_losses.sum().backward()
+                optimizer.step()
             train_loss.add_(member_losses.detach(), alpha=batch.shape[1])
         samples += rows * len(running)
         model.eval()
@@ -335,23 +336,25 @@ def _train_stacked(
 
 
 def _member_losses(
-    outputs: tuple[torch.Tensor, torch.Tensor],
+    model: StackedCompositionNets,
+    x: torch.Tensor,
     y_class: torch.Tensor,
     y_metal: torch.Tensor,
-    metal_weight: float,
-    label_smoothing: float,
+    keep: torch.Tensor | None,
+    keep_scale: float,
+    config: TrainConfig,
 ) -> torch.Tensor:
-    """Each member's training loss on its own batch, [K]: cross-entropy + metal_weight x MSE."""
-    logits, metal = outputs
+    """Each member's training loss on its own batch, [K]: cross-entropy + metal_loss_weight x MSE."""
+    logits, metal = model(x, keep, keep_scale)
     members, batch, classes = logits.shape
     cross_entropy = nn.functional.cross_entropy(
         logits.float().reshape(members * batch, classes),
         y_class.reshape(-1),
-        label_smoothing=label_smoothing,
+        label_smoothing=config.label_smoothing,
         reduction="none",
     ).reshape(members, batch)
     mse = (metal.float() - y_metal).pow(2)
-    return cross_entropy.mean(dim=1) + metal_weight * mse.mean(dim=1)
+    return cross_entropy.mean(dim=1) + config.metal_loss_weight * mse.mean(dim=1)
 
 
 @torch.no_grad()
