@@ -1,6 +1,7 @@
 """`astromined`: the operator's command line.
 
 astromined run [--partition DAY]          materialize every asset for DAY (default: latest complete day)
+astromined run --stale [--partition DAY]  only what is stale or missing for DAY (after a code change)
 astromined simulate --start DAY --end DAY  fill the local landing zone with simulated downlinks
 astromined model list                      registered model versions and the champion
 astromined model rollback VERSION          point the champion at an earlier version
@@ -71,12 +72,14 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     ensure_dagster_home(settings)
     partition = args.partition or latest_complete_day()
+    what = "what is stale or missing" if args.stale else "every asset"
     print(
-        f"AstroMined: materializing every asset for {partition} "
+        f"AstroMined: materializing {what} for {partition} "
         f"(env={settings.environment}, scale={settings.scale.name}, state={settings.state_dir})",
         flush=True,
     )
-    job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
+    definitions = build_definitions(settings)
+    job = definitions.resolve_job_def(MAIN_JOB_NAME)
     logger = _run_logger(args.log_level)
     with dg.DagsterInstance.get() as instance:
         if settings.environment is Environment.LOCAL:
@@ -84,9 +87,16 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             # first, so their pool slots do not block this run (astromined/automation/dead_runs.py).
             for reaped in reap_dead_runs(instance):
                 logger.warning(f"cleaned up after a killed run: {reaped.describe()}")
+        selection = None
+        if args.stale:
+            selection = _stale_selection(definitions, job, instance, partition)
+            if not selection:
+                print(f"nothing to do: every asset of {MAIN_JOB_NAME} is up to date for {partition}")
+                return 0
         run_id = str(uuid.uuid4())
         with SlotWaitWatcher(instance, run_id, logger=logger):
             result = job.execute_in_process(
+                asset_selection=selection,
                 partition_key=partition,
                 instance=instance,
                 run_id=run_id,
@@ -96,6 +106,22 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             )
         print(summarize_run(result, instance, partition))
     return 0 if result.success else 1
+
+
+def _stale_selection(definitions, job, instance, partition: str) -> list:
+    """``--stale``: the job's assets that are stale or missing for ``partition`` (code changed since they
+    were materialized, or an input changed, or never materialized), and everything downstream of them in
+    the job; printed with the reasons (astromined/automation/staleness.py)."""
+    from astromined.automation.staleness import rerun_selection, stale_assets
+
+    in_job = job.asset_layer.selected_asset_keys
+    stale = stale_assets(instance, definitions, partition, selection=in_job)
+    for item in stale:
+        print(f"  {item.describe()}")
+    selection = rerun_selection(definitions, stale, within=in_job)
+    if selection:
+        print(f"materializing {len(selection)} asset(s): {', '.join(k.to_user_string() for k in selection)}")
+    return selection
 
 
 def _skip_collecting_the_heap_at_exit() -> None:
@@ -320,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="materialize the main job for one day and print a summary")
     run.add_argument("--partition", help="UTC day YYYY-MM-DD (default: yesterday)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument(
+        "--stale",
+        action="store_true",
+        help="only what is stale or missing for the day (e.g. after a model code change: the model assets, "
+        "reusing the day's telemetry and features), and what depends on it",
+    )
     run.set_defaults(handler=_cmd_run)
     sim = sub.add_parser("simulate", help="simulate downlinks for a date range into the local landing zone")
     sim.add_argument("--start", required=True)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,40 @@ def test_run_is_idempotent_and_registry_commands_work(state, first_run):
 
     rolled = astromined(env, "model", "rollback", versions[0], "--reason", "e2e test")
     assert f"champion is now {versions[0]}" in rolled.stdout
+
+
+def test_run_stale_reruns_only_what_a_model_code_change_affects(state, first_run, tmp_path):
+    """`astromined run --stale`: nothing to do when nothing changed; after an edit to the model code, the
+    model assets and what depends on them run, the day's telemetry and features are reused."""
+    _root, env = state
+    unchanged = astromined(env, "run", "--partition", DAY, "--stale")
+    assert "nothing to do: every asset of downlink_to_uplink is up to date" in unchanged.stdout
+
+    # The same code with one line added to the model module, run from a copy of the project (its root
+    # first on sys.path: `astromined` from the copy, not from this checkout's editable install).
+    copy = tmp_path / "project"
+    shutil.copytree(
+        REPO, copy, ignore=shutil.ignore_patterns(".state", ".venv", ".git", "__pycache__", "tests")
+    )
+    model = copy / "astromined" / "ml" / "model.py"
+    model.write_text(model.read_text() + "\n# an edit to the model code\n")
+    edited = subprocess.run(
+        [sys.executable, "-m", "astromined.cli", "run", "--partition", DAY, "--stale"],
+        cwd=copy,
+        env={**env, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert edited.returncode == 0, edited.stdout[-3000:] + edited.stderr[-3000:]
+    out = edited.stdout
+    assert "candidate_model stale: candidate_model: has a new code version" in out
+    selected = next(line for line in out.splitlines() if line.startswith("materializing "))
+    assert "candidate_model" in selected and "uplink_package" in selected
+    assert "raw_telemetry" not in selected and "asteroid_features" not in selected
+    assert f"partition {DAY}: SUCCESS" in out
+    assert "\ncandidate " in out and "\nuplink " in out
+    assert "\ntelemetry " not in out  # not re-ingested
 
 
 @pytest.fixture(scope="module")
