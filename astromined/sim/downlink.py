@@ -92,6 +92,29 @@ def _insert_garbage(
     return out
 
 
+# Relative reflectance noise per band (1 sigma): photon noise, which grows as the target fades, on top of a
+# floor (flat-fielding, calibration residuals), and at most SPECTRAL_NOISE_MAX. See ``spectral_noise``.
+SPECTRAL_NOISE_FLOOR = 0.005
+SPECTRAL_NOISE_AT_REFERENCE = 0.03
+SPECTRAL_NOISE_REFERENCE_MAG = 0.0
+SPECTRAL_NOISE_MAX = 0.07
+
+
+def spectral_noise(apparent_magnitude: np.ndarray) -> np.ndarray:
+    """Relative reflectance noise of one observation of a target of this apparent magnitude.
+
+    Photon-limited: the signal-to-noise ratio goes as the square root of the collected flux, so the relative
+    noise grows by 10^(0.2 Δm) per Δm magnitudes fainter (×2.5 per 2 mag), added in quadrature to a floor.
+    A small, dark, distant body at a high phase angle is measured far worse than a large bright nearby one,
+    which a model reading the spectrum has to take into account; range and phase act through the magnitude.
+    The instrument lengthens its exposure for the faintest targets so that no look is worse than
+    SPECTRAL_NOISE_MAX (7 %: the worst case the feature table's bounds are derived for,
+    astromined.features.validation).
+    """
+    photon = SPECTRAL_NOISE_AT_REFERENCE * 10.0 ** (0.2 * (apparent_magnitude - SPECTRAL_NOISE_REFERENCE_MAG))
+    return np.minimum(np.hypot(SPECTRAL_NOISE_FLOOR, photon), SPECTRAL_NOISE_MAX)
+
+
 def simulate_satellite_day(
     population: Population,
     day: dt.date,
@@ -126,11 +149,14 @@ def simulate_satellite_day(
     times = np.sort(rng.uniform(start, start + 86_400.0 - 1.0, observations))
     range_km = np.exp(rng.uniform(np.log(500.0), np.log(50_000.0), observations))
     phase = rng.uniform(2.0, 40.0, observations)
-    noise_scale = 0.01 * (1.0 + range_km / 20_000.0) * (1.0 + phase / 40.0)
 
     albedo = table["albedo"].to_numpy()[chosen]
     diameter = table["diameter_km"].to_numpy()[chosen]
     helio = table["semi_major_axis_au"].to_numpy()[chosen]
+    magnitude = physics.apparent_magnitude(
+        table["absolute_magnitude"].to_numpy()[chosen], helio, range_km, phase
+    )
+    noise_scale = spectral_noise(magnitude)
     reflectance = population.spectra[chosen] * albedo[:, None]
     reflectance = reflectance * (1.0 + noise_scale[:, None] * rng.standard_normal(reflectance.shape))
     response = nominal_response(seed)
@@ -144,9 +170,6 @@ def simulate_satellite_day(
     payload["asteroid_id"] = table["asteroid_id"].to_numpy()[chosen]
     payload["range_km"] = range_km
     payload["phase_angle_deg"] = phase
-    magnitude = physics.apparent_magnitude(
-        table["absolute_magnitude"].to_numpy()[chosen], helio, range_km, phase
-    )
     measured_magnitude = (
         magnitude + rng.normal(0.0, 0.03, observations) + response.zero_points_mag[response_row]
     )

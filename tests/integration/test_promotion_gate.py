@@ -96,13 +96,14 @@ def test_candidates_losing_to_the_baseline_are_not_promoted_and_drift_lowers_the
         assert store.list_keys("models/promotions/") == []
         assert _exported_champion(instance) == {}
 
-        # 2. At tiny scale (~440 training rows) the properly trained network does not beat logistic
-        #    regression either (0.9013 vs 0.9292 here), so it is not promoted; an operator approves it.
-        first = _run(resources, instance, CLEAN_DAY, succeed=False)
+        # 2. The properly trained network beats logistic regression even at tiny scale (~440 training
+        #    rows: 0.9124 vs 0.9008 here), so the gate promotes it.
+        first = _run(resources, instance, CLEAN_DAY)
         evaluation = _metadata(first, "model_evaluation")
-        assert not evaluation["macro_f1"] > evaluation["baseline_macro_f1"]
+        assert evaluation["macro_f1"] > evaluation["baseline_macro_f1"]
+        assert _metadata(first, "champion_model")["promoted"]
         champion = _metadata(first, "candidate_model")["version"]
-        _operator_promotes(settings, champion)
+        assert registry.champion()["version"] == champion
         clean_f1 = evaluation["macro_f1"]
 
         # 3. An undertrained candidate on the same data, evaluated on the same holdout: blocked, the run
@@ -129,7 +130,7 @@ def test_candidates_losing_to_the_baseline_are_not_promoted_and_drift_lowers_the
 
 def test_a_candidate_beating_the_baseline_is_promoted_and_exported_as_champion(tmp_path):
     # Default scale (~1,700 training rows): on this day the network beats logistic regression
-    # (0.9844 vs 0.9825 macro-F1), so the first candidate is promoted through the gate.
+    # (0.9572 vs 0.9424 macro-F1), so the first candidate is promoted through the gate.
     settings = load_settings({"ASTROMINED_STATE_DIR": str(tmp_path), "ASTROMINED_SCALE": "default"})
     resources = build_resources(settings)
     registry = ModelRegistry(resources["lake"].store())

@@ -283,20 +283,22 @@ def test_effects_combine_and_gain_grows_linearly() -> None:
 # --- determinism and the nominal path --------------------------------------------------------------------
 
 # SHA-256 of the nominal simulator's bytes (population 2,000 / seed 11), pinned when each satellite got its
-# nominal detector response (astromined.sim.instrument); scenarios that are not active must not change them.
+# nominal detector response (astromined.sim.instrument), re-pinned when the population got Bus–DeMeo
+# sub-types and the reflectance noise became photon-limited; scenarios that are not active must not change
+# them.
 NOMINAL_BYTES = [
-    ((2031, 5, 17), 42, 20, 7, None, "9d903ed325ca8776329311b65b540c5b70affefebb7ec9d7ad579dfd891f1111"),
+    ((2031, 5, 17), 42, 20, 7, None, "f167a3fb4af5fee3b7c621e17e5b6aefed69025c0c997d25e50ed34b26812fb4"),
     (
         (2031, 5, 18),
         3,
         200,
         1,
         LinkConditions(0.5, 0.01, 0.1, 1.0),
-        "018ece49c6b972e739a7e48f9eb40b904d83e42e511f903c9df92b48da049efc",
+        "874558ad27b6c121af8cb787ef3891faf12461645716f15c12769fb9b5a79c8b",
     ),
-    ((2031, 6, 1), 500, 40, 42, None, "2458e23b81b2830d4e20303ec6fb53f2735694752dd5fd3452d7b36d395e184a"),
-    ((2031, 5, 20), 1, 30, 42, None, "4f8e842ebd02e68a598e4725622b6f5be850a97767c6924f4f8cd76750ca41e5"),
-    ((2031, 5, 21), 77, 60, 3, None, "31c2f3c6ce9eb8dc7bd1b8bdbafb5d93eb8462f8a721a038941c782bb492f5bb"),
+    ((2031, 6, 1), 500, 40, 42, None, "c50d04bd35ccb1559d6b10068652f0ce82126e96502286d68b844eb6466db258"),
+    ((2031, 5, 20), 1, 30, 42, None, "21d2e9999e10c01f6733fc4dfce89e75cecc67684e6af975f635dcac86672af3"),
+    ((2031, 5, 21), 77, 60, 3, None, "a455e510e86956c5de59ea78c5ee84ce1d6b622e87347e8cc6b732b2312b2d73"),
 ]
 
 # Active somewhere, but never for the (day, satellite) pairs above.
