@@ -88,8 +88,9 @@ def candidate_model(
 
     def log_epoch(record: dict[str, float]) -> None:
         if int(record["epoch"]) % 10 == 0:
+            member = f" (member {int(record['member']) + 1})" if "member" in record else ""
             context.log.info(
-                f"epoch {int(record['epoch'])}: train loss {record['train_loss']:.4f}, "
+                f"epoch {int(record['epoch'])}{member}: train loss {record['train_loss']:.4f}, "
                 f"validation loss {record['validation_loss']:.4f}"
             )
 
