@@ -19,7 +19,8 @@ unit error, a decoding bug), not drift: the drift scenarios of the simulator sta
 - ``band_depth_1um`` / ``band_depth_2um``: [-0.6, 0.95]. Population depths 0 .. 0.48 (V, 1 µm) and
   0 .. 0.36 (V, 2 µm); noise can make a single look negative: the depth does not depend on the
   normalization band, and at the worst noise a look can have (7 % per band: the instrument's cap,
-  astromined.sim.downlink.spectral_noise) its σ is ≈ 0.085, so -0.6 is > 7σ (observed -0.29 .. 0.48). A depth of 1 would mean a zero-reflectance band centre.
+  astromined.sim.downlink.spectral_noise) its σ is ≈ 0.085, so -0.6 is > 7σ (observed -0.29 .. 0.48).
+  A depth of 1 would mean a zero-reflectance band centre.
 - ``albedo``: (0, 1]. Population 0.02 .. 0.8 (a detector gain drift of +25 % still fits).
 - ``radar_albedo``: nullable (not measured beyond 5,000 km), else VALUE_RANGES [0, 1.5].
 - ``rotation_period_h``: (0, 10,000] (VALUE_RANGES' upper bound; population 2.2 .. 30 h).
