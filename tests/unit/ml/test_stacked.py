@@ -94,7 +94,7 @@ def test_a_members_random_streams_do_not_depend_on_the_others():
     assert MemberStreams([1], torch.device("cpu"), dropout=0.0).keep_masks(50, 8) is None
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
     rows=st.integers(1, 200),
