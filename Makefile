@@ -85,7 +85,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/data_to_model.py --sections incremental --share 0.25 \
 		--json benchmarks/results/d2m-incremental.json
 
-# Candidate network vs the logistic-regression baseline, seeds x days at the default scale (BENCHMARKS.md).
+# Candidate network vs the logistic-regression baseline over simulated populations x days, default scale (BENCHMARKS.md).
 bench-quality: $(VENV)/.installed
 	$(BIN)/python benchmarks/model_quality.py
 

@@ -58,8 +58,8 @@ class CandidateConfig(dg.Config):
     learning_rate: float = 3e-3
     seed: int = 7
     # Networks averaged into the candidate (one CompositionNet, TrainConfig.ensemble_members): a single
-    # network's margin over the baseline swings with its seed; three beat it on 41 of 42 (day, seed) pairs
-    # tried, one network on 38 (BENCHMARKS.md, model quality).
+    # network's margin over the baseline swings with its seed; three beat it on 51 of 56 (population, day)
+    # cases tried, one network on 43 (BENCHMARKS.md, model quality). They train stacked (ml/stacked.py).
     ensemble_members: int = 3
     # Data-parallel workers (torch DDP: gloo on CPU, NCCL on GPU with one GPU per worker). 1 trains in the
     # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match. Data-parallel
