@@ -150,8 +150,8 @@ def train_model(
 
     The members train together, stacked (``astromined.ml.stacked``): each as it would alone (up to float
     rounding), each member beyond the first costing about half a network's time on a CPU. ``on_epoch``
-    gets each member's record of each epoch it trained (with
-    ``member`` for an ensemble); a member stops at its own early-stopping point, the run with the last."""
+    gets each member's record of each epoch it trained (with ``member`` for an ensemble); a member stops at
+    its own early-stopping point, the run with the last."""
     if len(x_train) == 0 or len(x_val) == 0:
         raise ValueError(f"empty split: {len(x_train)} training and {len(x_val)} validation rows")
     if config.ensemble_members < 1:
