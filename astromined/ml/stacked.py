@@ -6,7 +6,7 @@ ensemble one after the other pays those calls K times per batch; stacked, one ba
 (``torch.baddbmm``) does a layer for all members, and each member beyond the first adds about half of a
 network's training time instead of a whole one (BENCHMARKS.md, "Training a seed ensemble"). Every epoch is
 one pass for all members until the last of them stops early; a member that stopped keeps being computed
-(its best weights are kept), which is cheaper than re-stacking.
+(its best weights are kept). Taking it out of the stack would save part of that tail; not done.
 
 Nothing is shared between members but the input normalization (they train on the same rows): each has its
 own initial weights, batch order and dropout masks (``MemberStreams``), its loss is its own mean over its own
