@@ -34,16 +34,21 @@ def placements(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str
     return found
 
 
-def snapshot_sources(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
-    """How each step's placement decision looked at the clusters (placement/snapshot), by step."""
+def engine_records(instance: dg.DagsterInstance, run_id: str, key: str) -> dict[str, str]:
+    """The value of metadata ``key`` on the run's engine events, by step (the last one per step)."""
     found = {}
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is not None and event.is_engine_event:
             metadata = event.engine_event_data.metadata or {}
-            if "placement/snapshot" in metadata:
-                found[event.step_key] = metadata["placement/snapshot"].value
+            if key in metadata:
+                found[event.step_key] = metadata[key].value
     return found
+
+
+def snapshot_sources(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """How each step's placement decision looked at the clusters (placement/snapshot), by step."""
+    return engine_records(instance, run_id, "placement/snapshot")
 
 
 def output_metadata(result, step_key: str) -> dict:

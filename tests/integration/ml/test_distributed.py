@@ -10,6 +10,7 @@ import multiprocessing
 import numpy as np
 import pytest
 import torch
+from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, module scope)
 
 from astromined.ml.distributed import DistributedTrainResult, shard_indices, train_distributed
 from astromined.ml.model import ArchitectureConfig
@@ -18,14 +19,6 @@ from astromined.ml.train import TrainConfig, predict, train_model
 CPU = torch.device("cpu")
 SMALL = ArchitectureConfig(feature_names=("a", "b", "c", "d"), classes=("X", "Y", "Z"), hidden=16)
 FAST = TrainConfig(max_epochs=25, patience=10, batch_size=64, learning_rate=1e-2, seed=3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)

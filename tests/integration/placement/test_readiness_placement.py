@@ -7,7 +7,7 @@ readiness_cluster_<context> materializations the readiness assets write."""
 
 import dagster as dg
 from dagster._core.execution.api import execute_job
-from support.placement_runs import job, placements
+from support.placement_runs import engine_records, job, placements
 
 from astromined.placement.snapshot import load_api_client
 from astromined.readiness.kube import ClusterProbeConfig, cluster_probes
@@ -25,14 +25,7 @@ def record_readiness(instance: dg.DagsterInstance, kubeconfig, context: str) -> 
 
 
 def readiness_records(instance, run_id) -> dict[str, str]:
-    found = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is not None and event.is_engine_event:
-            metadata = event.engine_event_data.metadata or {}
-            if "placement/readiness" in metadata:
-                found[event.step_key] = metadata["placement/readiness"].value
-    return found
+    return engine_records(instance, run_id, "placement/readiness")
 
 
 def test_gpu_step_on_a_not_ready_onprem_site_goes_to_the_cloud(make_clusters, instance) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, module scope)
 
 from astromined.ml.model import ArchitectureConfig, CompositionNet, merge_ensemble
 from astromined.ml.quantize import int8_forward, layers_of, parity, quantize
@@ -19,14 +20,6 @@ CPU = torch.device("cpu")
 FEATURES = ("a", "b", "c", "d", "e")
 CLASSES = ("S", "C", "X", "M")
 FAST = TrainConfig(max_epochs=15, patience=5, batch_size=64, learning_rate=1e-2, seed=3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def problem(n: int, seed: int):

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, module scope)
 from torch import nn
 
 from astromined.features.engineering import FEATURE_TABLE_COLUMNS, MODEL_FEATURES
@@ -17,15 +18,6 @@ from astromined.taxonomy import COMPLEX_INDEX, COMPLEXES
 CPU = torch.device("cpu")
 SMALL = ArchitectureConfig(feature_names=("a", "b", "c", "d"), classes=("X", "Y", "Z"), hidden=16)
 FAST = TrainConfig(max_epochs=40, patience=10, batch_size=64, learning_rate=1e-2, seed=3)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread_torch():
-    """Tiny tensors: intra-op threads only add contention (orders of magnitude on a busy host)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def blobs(n: int, n_features: int, n_classes: int, seed: int, spread: float = 0.3):

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, module scope)
 
 from astromined.features.engineering import MODEL_FEATURES
 from astromined.ml.model import ArchitectureConfig, CompositionNet
@@ -34,14 +35,6 @@ ARCH = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES
 N_FEATURES = len(MODEL_FEATURES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def sample(n: int, seed: int):
     """Four separated classes (S, C, V, M) at realistic offsets and scales."""
     rng = np.random.default_rng(seed)
@@ -54,7 +47,7 @@ def sample(n: int, seed: int):
 
 
 @pytest.fixture(scope="module")
-def trained(single_thread_torch) -> CompositionNet:
+def trained(single_thread_torch) -> CompositionNet:  # noqa: F811 (the fixture, requested first)
     xt, yt, mt = sample(300, 0)
     xv, yv, mv = sample(100, 1)
     config = TrainConfig(max_epochs=40, patience=10, batch_size=64, learning_rate=1e-2, seed=5)

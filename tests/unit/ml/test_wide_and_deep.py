@@ -12,6 +12,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, module scope)
 
 from astromined.ml.distributed import train_distributed
 from astromined.ml.model import ArchitectureConfig, CompositionNet
@@ -36,14 +37,6 @@ DEEP_ONLY_KEYS = {
     "metal_head.weight",
     "metal_head.bias",
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def linear_problem(n: int, seed: int):
