@@ -11,6 +11,7 @@ from astromined.features.engineering import (
     aggregate_by_asteroid,
     model_inputs,
 )
+from astromined.features.reference_stats import ReferenceStatistics
 from astromined.features.training_set import build_training_set, combine_days, save_training_set
 from astromined.features.validation import ValidationReport, validate_features, validate_training_set
 from astromined.lake_layout import CALIBRATION_VERSION, UNKNOWN_CALIBRATION
@@ -102,7 +103,8 @@ class TrainingSetConfig(dg.Config):
     kinds={"parquet"},
     check_specs=[dg.AssetCheckSpec(TRAINING_SCHEMA, asset="training_set", blocking=True)],
     description="Labelled asteroids from the latest `window_days` feature partitions, split by asteroid id "
-    "into train / validation / holdout.",
+    "into train / validation / holdout; stored with the reference statistics of the window's daily rows "
+    "(what each model trained on it judges drift against).",
 )
 def training_set(
     context: dg.AssetExecutionContext,
@@ -117,7 +119,11 @@ def training_set(
             f"no asteroid_features partitions in the lake at {store.describe(lake_layout.FEATURES_PREFIX)}"
         )
     context.log.info(f"training window: {days[0]} .. {days[-1]} ({len(days)} partitions)")
-    combined = combine_days([read_parquet(store, lake_layout.asteroid_features(day)) for day in days])
+    daily = [read_parquet(store, lake_layout.asteroid_features(day)) for day in days]
+    combined = combine_days(daily)
+    # What drift is judged against: the daily rows themselves, not the (multi-day averaged) training set.
+    reference = ReferenceStatistics.from_frames(daily)
+    del daily
     calibrations = {
         day: read_parquet_metadata(store, lake_layout.asteroid_features(day)).get(
             CALIBRATION_VERSION, UNKNOWN_CALIBRATION
@@ -126,7 +132,11 @@ def training_set(
     }
     table = build_training_set(combined, landing_zone.survey_catalog())
     save_training_set(
-        store, lake_layout.TRAINING_SET, table, {"partitions": days, "calibration_versions": calibrations}
+        store,
+        lake_layout.TRAINING_SET,
+        table,
+        {"partitions": days, "calibration_versions": calibrations},
+        reference,
     )
     splits = table["split"].value_counts().to_dict()
     yield dg.MaterializeResult(

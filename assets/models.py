@@ -5,13 +5,15 @@ import json
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from astromined import lake_layout
 from astromined.environment import code_version
 from astromined.features.engineering import MODEL_FEATURES, model_inputs
-from astromined.features.reference_stats import ReferenceStatistics
-from astromined.features.training_set import combine_days, load_training_manifest
+from astromined.features.training_set import (
+    combine_days,
+    load_training_manifest,
+    load_training_reference,
+)
 from astromined.ml.champion import evaluate_champion
 from astromined.ml.dataset import split_arrays
 from astromined.ml.distributed import train_distributed
@@ -82,6 +84,9 @@ def candidate_model(
     table = read_parquet(store, lake_layout.TRAINING_SET)
     training_manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
     partitions = training_manifest["partitions"]
+    # Computed by training_set from the window's daily partitions (drift is judged per day) and stored
+    # with it: a retrain does not re-read the window. Read first: a set without one fails before training.
+    reference = load_training_reference(store, lake_layout.TRAINING_SET)
     train, validation = split_arrays(table, "train"), split_arrays(table, "validation")
     device = compute.device()
     context.log.info(f"training on {device}: {len(train)} train / {len(validation)} validation rows")
@@ -117,10 +122,6 @@ def candidate_model(
         result = train_model(architecture, *arrays, device=device, config=train_config, on_epoch=log_epoch)
     probabilities, metal = predict(result.model, validation.x)
     validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
-    # Drift is judged per day, so the reference is the window's daily partitions stacked, not the
-    # (multi-day averaged) training set itself.
-    daily = pd.concat([read_parquet(store, lake_layout.asteroid_features(day)) for day in partitions])
-    reference = ReferenceStatistics.from_frame(daily)
     registry = ModelRegistry(store)
     version = registry.register(
         result.model.cpu(),

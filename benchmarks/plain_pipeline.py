@@ -62,7 +62,6 @@ class StageClock:
 
 def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> dict:
     import numpy as np
-    import pandas as pd
     import torch
 
     from astromined import lake_layout
@@ -78,6 +77,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         build_training_set,
         combine_days,
         load_training_manifest,
+        load_training_reference,
         save_training_set,
     )
     from astromined.features.validation import validate_features, validate_training_set
@@ -169,7 +169,10 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
 
     with clock.stage("training_set"):
         days = lake_layout.feature_days(lake.list_keys(lake_layout.FEATURES_PREFIX))[-window_days:]
-        combined = combine_days([read_parquet(lake, lake_layout.asteroid_features(d)) for d in days])
+        daily = [read_parquet(lake, lake_layout.asteroid_features(d)) for d in days]
+        combined = combine_days(daily)
+        reference = ReferenceStatistics.from_frames(daily)
+        del daily
         versions = {
             d: read_parquet_metadata(lake, lake_layout.asteroid_features(d)).get(
                 lake_layout.CALIBRATION_VERSION, lake_layout.UNKNOWN_CALIBRATION
@@ -178,7 +181,11 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         }
         table = build_training_set(combined, read_parquet(landing, "catalog/survey_labels.parquet"))
         save_training_set(
-            lake, lake_layout.TRAINING_SET, table, {"partitions": days, "calibration_versions": versions}
+            lake,
+            lake_layout.TRAINING_SET,
+            table,
+            {"partitions": days, "calibration_versions": versions},
+            reference,
         )
         report = validate_training_set(table)
         if not report.passed:
@@ -204,10 +211,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         )
         probabilities, metal = predict(result.model, validation.x)
         validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
-        daily = pd.concat(
-            [read_parquet(lake, lake_layout.asteroid_features(d)) for d in manifest["partitions"]]
-        )
-        reference = ReferenceStatistics.from_frame(daily)
+        reference = load_training_reference(lake, lake_layout.TRAINING_SET)
         registry = ModelRegistry(lake)
         version = registry.register(
             result.model.cpu(),

@@ -15,7 +15,7 @@ of a model input (``albedo`` → ``log_albedo``, ``rotation_period_h`` → ``log
 and KS are invariant under monotone transforms, so they would add nothing.
 
 Compute the reference from rows of the same kind as those it is compared with: the daily feature
-partitions of the training window stacked (``pd.concat``), one row per asteroid and day, not the
+partitions of the training window stacked (``from_frames``), one row per asteroid and day, not the
 training set itself, whose rows average several days (less noise, summed ``n_observations``) and would
 look drifted against every single day.
 
@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,15 +72,28 @@ MODEL_SOURCE_COLUMNS: list[str] = [
 ]
 
 
-def feature_values(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Finite float64 values of every REFERENCE_FEATURES feature of a feature table.
+def feature_values(frame: pd.DataFrame | Sequence[pd.DataFrame]) -> dict[str, np.ndarray]:
+    """Finite float64 values of every REFERENCE_FEATURES feature of a feature table, or of several (the
+    daily partitions of a window: the same as of their concatenation, without building it).
 
     Model features come from ``model_inputs`` on the rows whose inputs are finite (a row with a NaN
     input is a validation failure, not drift, and is left out); ``radar_albedo`` keeps measured values.
     """
-    source = frame[MODEL_SOURCE_COLUMNS].to_numpy(np.float64)
-    finite = np.isfinite(source).all(axis=1)
-    matrix = model_inputs(frame.loc[finite]).astype(np.float64)
+    frames = [frame] if isinstance(frame, pd.DataFrame) else list(frame)
+    parts = [_frame_feature_values(part) for part in frames]
+    return {
+        name: np.concatenate([part[name] for part in parts]) if parts else np.empty(0)
+        for name in REFERENCE_FEATURES
+    }
+
+
+def _frame_feature_values(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    # Column by column, and the rows taken only when one is not finite: on a window of 1.4 M rows each
+    # copy of the frame cost ~1.5 s, most of it this VM touching fresh memory (BENCHMARKS.md).
+    finite = np.ones(len(frame), dtype=bool)
+    for name in MODEL_SOURCE_COLUMNS:
+        finite &= np.isfinite(frame[name].to_numpy(np.float64))
+    matrix = model_inputs(frame if finite.all() else frame.loc[finite]).astype(np.float64)
     values = {name: matrix[:, i] for i, name in enumerate(MODEL_FEATURES)}
     for name in RAW_REFERENCE_FEATURES:
         column = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
@@ -188,15 +201,23 @@ class ReferenceStatistics:
     def from_frame(
         cls, frame: pd.DataFrame, n_bins: int = N_BINS, max_sample: int = MAX_SAMPLE
     ) -> ReferenceStatistics:
-        values = feature_values(frame)
+        return cls.from_frames([frame], n_bins, max_sample)
+
+    @classmethod
+    def from_frames(
+        cls, frames: Sequence[pd.DataFrame], n_bins: int = N_BINS, max_sample: int = MAX_SAMPLE
+    ) -> ReferenceStatistics:
+        """The reference of the frames stacked (a window's daily partitions): ``from_frame`` of their
+        ``pd.concat``, without the copy."""
+        values = feature_values(frames)
         features = {
             name: FeatureStatistics.from_values(name, values[name], n_bins, max_sample)
             for name in REFERENCE_FEATURES
         }
         class_mix = None
-        if "complex" in frame.columns:
-            class_mix = _class_mix(frame["complex"])
-        return cls(n_rows=len(frame), features=features, class_mix=class_mix)
+        if frames and all("complex" in frame.columns for frame in frames):
+            class_mix = _class_mix(pd.concat([frame["complex"] for frame in frames], ignore_index=True))
+        return cls(n_rows=sum(len(frame) for frame in frames), features=features, class_mix=class_mix)
 
     def __getitem__(self, feature: str) -> FeatureStatistics:
         return self.features[feature]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from astromined.features.engineering import FEATURE_TABLE_COLUMNS
+from astromined.features.reference_stats import ReferenceStatistics
 from astromined.storage import BlobStore, read_parquet_metadata, write_parquet
 
 SPLITS = ("train", "validation", "holdout")
@@ -103,21 +104,44 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataF
 
 
 MANIFEST_METADATA_KEY = "training_manifest"
+REFERENCE_METADATA_KEY = "reference_statistics"
 
 
-def save_training_set(store: BlobStore, key: str, table: pd.DataFrame, manifest: dict[str, Any]) -> int:
-    """Write the table and its manifest (partitions, calibration versions) as ONE object: the manifest
-    travels in the Parquet file's metadata, so a writer killed half-way can never leave a new table
-    described by an old manifest (or the reverse). Returns the object's size in bytes."""
-    return write_parquet(store, key, table, metadata={MANIFEST_METADATA_KEY: json.dumps(manifest)})
+def save_training_set(
+    store: BlobStore,
+    key: str,
+    table: pd.DataFrame,
+    manifest: dict[str, Any],
+    reference: ReferenceStatistics,
+) -> int:
+    """Write the table, its manifest (partitions, calibration versions) and the reference statistics of
+    its window's daily partitions as ONE object: both travel in the Parquet file's metadata, so a writer
+    killed half-way can never leave a new table described by an old manifest or reference (or the
+    reverse). Returns the object's size in bytes.
+
+    The reference (what the drift sensor compares each new day with, saved with every model trained on
+    this set) belongs to the data, not the model: computed here, from the frames the window was built
+    from, a retrain after a change to the model code does not re-read and re-summarize the window."""
+    metadata = {MANIFEST_METADATA_KEY: json.dumps(manifest), REFERENCE_METADATA_KEY: reference.to_json()}
+    return write_parquet(store, key, table, metadata=metadata)
 
 
 def load_training_manifest(store: BlobStore, key: str) -> dict[str, Any]:
     """The manifest stored with the training set at ``key``; names the object when it has none."""
-    raw = read_parquet_metadata(store, key).get(MANIFEST_METADATA_KEY)
+    return json.loads(_training_metadata(store, key, MANIFEST_METADATA_KEY))
+
+
+def load_training_reference(store: BlobStore, key: str) -> ReferenceStatistics:
+    """The reference statistics stored with the training set at ``key``; names the object when it has
+    none (a training set written before they were stored with it)."""
+    return ReferenceStatistics.from_json(_training_metadata(store, key, REFERENCE_METADATA_KEY))
+
+
+def _training_metadata(store: BlobStore, key: str, entry: str) -> str:
+    raw = read_parquet_metadata(store, key).get(entry)
     if raw is None:
         raise ValueError(
-            f"{store.describe(key)} has no {MANIFEST_METADATA_KEY} metadata: it was written by an older "
-            "version; re-materialize training_set"
+            f"{store.describe(key)} has no {entry} metadata: it was written by an older version; "
+            "re-materialize training_set"
         )
-    return json.loads(raw)
+    return raw

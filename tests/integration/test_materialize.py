@@ -86,6 +86,8 @@ def test_whole_graph_materializes_and_rerun_is_idempotent(default_scale_resource
         assert manifest["lineage"]["code_version"]
         reference = ReferenceStatistics.from_json(registry.attachment(candidate, "reference_stats.json"))
         assert reference.n_rows == len(features)  # the day's feature rows, not the training set
+        # Computed by training_set and carried to the registry: exactly the day's partition summarized.
+        assert reference.to_json() == ReferenceStatistics.from_frame(features).to_json()
         assert set(MODEL_FEATURES) <= set(reference.features)
         evaluation = _metadata(first, "model_evaluation")
         assert 0.0 <= evaluation["macro_f1"] <= 1.0

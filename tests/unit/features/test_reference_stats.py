@@ -240,6 +240,23 @@ def test_gain_drift_flags_albedo_only(reference, gain_day, clean_day):
     assert drifted_features(scores) == ["log_albedo"]
 
 
+def test_the_reference_of_daily_frames_is_that_of_their_concatenation(reference_days, reference, population):
+    """training_set summarizes the window's daily partitions without concatenating them: the statistics,
+    the KS sample and the class mix must be those of the stacked table, to the byte."""
+    assert ReferenceStatistics.from_frames(reference_days).to_json() == reference.to_json()
+    damaged = [day.copy() for day in reference_days]
+    damaged[1].loc[damaged[1].index[:3], "albedo"] = np.nan
+    damaged[2].loc[damaged[2].index[7], "radar_albedo"] = np.nan
+    stacked = ReferenceStatistics.from_frame(pd.concat(damaged, ignore_index=True))
+    assert ReferenceStatistics.from_frames(damaged).to_json() == stacked.to_json()
+    catalog = survey_catalog(population)
+    labelled = [build_training_set(day, catalog) for day in reference_days]
+    by_day = ReferenceStatistics.from_frames(labelled)
+    assert by_day.class_mix is not None
+    stacked = ReferenceStatistics.from_frame(pd.concat(labelled, ignore_index=True))
+    assert by_day.to_json() == stacked.to_json()
+
+
 def test_rows_with_non_finite_inputs_are_left_out_not_raised(reference, clean_day):
     damaged = clean_day.copy()
     damaged.loc[damaged.index[:5], "albedo"] = np.nan

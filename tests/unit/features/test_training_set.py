@@ -303,24 +303,39 @@ class _KilledAfterPuts:
         self._store.put_bytes(key, data)
 
 
-@pytest.mark.fault("kill", "writer killed at every write of the training set: table and manifest stay a pair")
+@pytest.mark.fault(
+    "kill", "writer killed at every write of the training set: table, manifest and reference stay together"
+)
 @pytest.mark.parametrize("allowed", [0, 1, 2])
 def test_a_killed_training_set_write_never_mixes_table_and_manifest(tmp_path, allowed):
-    from astromined.features.training_set import load_training_manifest, save_training_set
+    from astromined.features.reference_stats import ReferenceStatistics
+    from astromined.features.training_set import (
+        load_training_manifest,
+        load_training_reference,
+        save_training_set,
+    )
     from astromined.storage import LocalBlobStore, read_parquet
 
     store = LocalBlobStore(tmp_path)
     old = pd.DataFrame({"asteroid_id": [1, 2], "split": ["train", "holdout"]})
     new = pd.DataFrame({"asteroid_id": [3, 4, 5], "split": ["train", "train", "validation"]})
-    save_training_set(store, "training/set.parquet", old, {"partitions": ["2026-01-01"]})
+    # A reference's n_rows tells which write it came from.
+    old_reference, new_reference = ReferenceStatistics(20, {}), ReferenceStatistics(30, {})
+    save_training_set(store, "training/set.parquet", old, {"partitions": ["2026-01-01"]}, old_reference)
     with contextlib.suppress(KeyboardInterrupt):
         save_training_set(
-            _KilledAfterPuts(store, allowed), "training/set.parquet", new, {"partitions": ["2026-01-02"]}
+            _KilledAfterPuts(store, allowed),
+            "training/set.parquet",
+            new,
+            {"partitions": ["2026-01-02"]},
+            new_reference,
         )
     table = read_parquet(store, "training/set.parquet")
     manifest = load_training_manifest(store, "training/set.parquet")
-    expected = {3: ["2026-01-02"], 2: ["2026-01-01"]}[len(table)]
-    assert manifest["partitions"] == expected, "the manifest must describe the table beside it"
+    reference = load_training_reference(store, "training/set.parquet")
+    expected = {3: (["2026-01-02"], 30), 2: (["2026-01-01"], 20)}[len(table)]
+    assert manifest["partitions"] == expected[0], "the manifest must describe the table beside it"
+    assert reference.n_rows == expected[1], "the reference must be that of the table beside it"
     assert (len(table) == 3) == (allowed >= 1), "one write: it either happened or it did not"
 
 
@@ -332,3 +347,15 @@ def test_a_training_set_without_a_manifest_names_the_object(tmp_path):
     write_parquet(store, "training/set.parquet", pd.DataFrame({"a": [1]}))
     with pytest.raises(ValueError, match=r"set\.parquet has no training_manifest"):
         load_training_manifest(store, "training/set.parquet")
+
+
+def test_a_training_set_without_reference_statistics_names_the_object_and_the_remedy(tmp_path):
+    """A set written before the reference travelled with it (manifest only) fails by name, not with a
+    KeyError in the middle of a training run."""
+    from astromined.features.training_set import MANIFEST_METADATA_KEY, load_training_reference
+    from astromined.storage import LocalBlobStore, write_parquet
+
+    store = LocalBlobStore(tmp_path)
+    write_parquet(store, "training/set.parquet", pd.DataFrame({"a": [1]}), {MANIFEST_METADATA_KEY: "{}"})
+    with pytest.raises(ValueError, match=r"set\.parquet has no reference_statistics .*re-materialize"):
+        load_training_reference(store, "training/set.parquet")
