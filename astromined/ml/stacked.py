@@ -16,6 +16,7 @@ batch, and AdamW's update is elementwise, so member k's weights follow exactly t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -92,6 +93,15 @@ class StackedCompositionNets(nn.Module):
         return logits, metal
 
     @torch.no_grad()
+    def narrowed(self, positions: Sequence[int]) -> StackedCompositionNets:
+        """A stack of the members at ``positions`` only (copies of their weights, in that order)."""
+        smaller = copy.deepcopy(self)
+        index = torch.tensor(list(positions), device=self.w1.device)
+        for name, _, _ in self._layers():
+            setattr(smaller, name, nn.Parameter(getattr(self, name).index_select(0, index).contiguous()))
+        return smaller
+
+    @torch.no_grad()
     def member(self, k: int) -> CompositionNet:
         """Member k as a plain CompositionNet (a copy, in eval mode, on this module's device)."""
         net = CompositionNet(self.config).to(self.feature_mean.device)
@@ -132,6 +142,13 @@ class MemberStreams:
                 for g in self.dropout
             ]
         )
+
+    def narrowed(self, positions: Sequence[int]) -> MemberStreams:
+        """The streams of the members at ``positions``, carrying on where they are (the same generators)."""
+        streams = copy.copy(self)
+        streams.order = [self.order[p] for p in positions]
+        streams.dropout = [self.dropout[p] for p in positions]
+        return streams
 
     @property
     def keep_scale(self) -> float:

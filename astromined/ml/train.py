@@ -237,12 +237,13 @@ def _train_stacked(
     on_epoch: Callable[[dict[str, float]], None] | None,
 ) -> _Trained:
     xt = torch.as_tensor(training[0], dtype=torch.float32)
-    model = StackedCompositionNets(_initial_members(architecture, seeds, xt)).to(device)
+    every_member = StackedCompositionNets(_initial_members(architecture, seeds, xt)).to(device)
+    model = every_member  # the members still training, in the order of ``running``
     xt = xt.to(device)
     yct = torch.tensor(training[1], dtype=torch.long, device=device)
     ymt = torch.tensor(training[2], dtype=torch.float32, device=device)
     k, rows = len(seeds), len(xt)
-    xv = torch.as_tensor(validation[0], dtype=torch.float32, device=device).expand(k, -1, -1)
+    xv = torch.as_tensor(validation[0], dtype=torch.float32, device=device).unsqueeze(0)
     ycv = torch.tensor(validation[1], dtype=torch.long, device=device)
     ymv = torch.tensor(validation[2], dtype=torch.float32, device=device)
     streams = MemberStreams(seeds, device, architecture.dropout)
@@ -265,7 +266,7 @@ def _train_stacked(
         order = streams.permutations(rows)
         keep = streams.keep_masks(rows, architecture.hidden)
         # Summed on the device: a float() per batch would wait for the GPU after every step.
-        train_loss = torch.zeros(k, dtype=torch.float64, device=device)
+        train_loss = torch.zeros(len(running), dtype=torch.float64, device=device)
         for start in range(0, rows, config.batch_size):
             batch = order[:, start : start + config.batch_size]  # [K, B]: each member's own rows
             batch_keep = keep[:, start : start + config.batch_size] if keep is not None else None
@@ -286,21 +287,22 @@ def _train_stacked(
         samples += rows * len(running)
         model.eval()
         with torch.no_grad():
-            logits, metal = model(xv)
+            logits, metal = model(xv.expand(len(running), -1, -1))
             val_ce = nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), ycv.repeat(k), reduction="none"
-            ).reshape(k, -1)
+                logits.float().reshape(-1, logits.shape[-1]), ycv.repeat(len(running)), reduction="none"
+            ).reshape(len(running), -1)
             val_mse = (metal.float() - ymv).pow(2).mean(dim=1)
             val_ce, val_mse = val_ce.mean(dim=1).tolist(), val_mse.tolist()
         train_means = (train_loss / rows).tolist()
-        for member in list(running):
-            val_loss = validation_criterion(val_ce[member], val_mse[member], config)
+        still_running = []
+        for position, member in enumerate(running):
+            val_loss = validation_criterion(val_ce[position], val_mse[position], config)
             record = {
                 "epoch": float(epoch),
-                "train_loss": train_means[member],
+                "train_loss": train_means[position],
                 "validation_loss": val_loss,
-                "validation_cross_entropy": val_ce[member],
-                "validation_metal_mse": val_mse[member],
+                "validation_cross_entropy": val_ce[position],
+                "validation_metal_mse": val_mse[position],
             }
             if k > 1:
                 record["member"] = float(member)
@@ -312,21 +314,27 @@ def _train_stacked(
                 best_loss[member], best_epoch[member] = val_loss, epoch
                 with torch.no_grad():
                     for name, value in model.named_parameters():
-                        best_state[name][member].copy_(value[member])
-            elif epoch - best_epoch[member] >= config.patience:
-                running.remove(member)  # its weights keep moving with the others; its best is kept
-        if not running:
+                        best_state[name][member].copy_(value[position])
+                still_running.append(position)
+            elif epoch - best_epoch[member] < config.patience:
+                still_running.append(position)
+        if not still_running:
             break
+        if len(still_running) < len(running):
+            # Members that stopped leave the stack: the rest train on without computing them.
+            model, optimizer = _narrowed(model, optimizer, still_running)
+            streams = streams.narrowed(still_running)
+            running = [running[position] for position in still_running]
     elapsed = time.perf_counter() - started
     for member in range(k):
         if best_epoch[member] < 0:
             last = [r for r in history if r.get("member", 0.0) == member][-1]
             raise RuntimeError(f"training diverged: validation loss was never finite ({last})")
     with torch.no_grad():
-        for name, value in model.named_parameters():
+        for name, value in every_member.named_parameters():
             value.copy_(best_state[name])
     return _Trained(
-        members=[model.member(member) for member in range(k)],
+        members=[every_member.member(member) for member in range(k)],
         best_epochs=best_epoch,
         best_losses=best_loss,
         epochs_run=epochs_run,
@@ -334,6 +342,31 @@ def _train_stacked(
         seconds=elapsed,
         samples=samples,
     )
+
+
+def _narrowed(
+    model: StackedCompositionNets, optimizer: torch.optim.Optimizer, positions: list[int]
+) -> tuple[StackedCompositionNets, torch.optim.Optimizer]:
+    """The stack of the members at ``positions`` and an optimizer carrying on exactly where theirs was:
+    AdamW's moments are per weight, so each kept member's slice of them is its whole state (its step
+    count is that of every member: all stepped together)."""
+    smaller = model.narrowed(positions)
+    group = optimizer.param_groups[0]
+    replacement = torch.optim.AdamW(
+        smaller.parameters(),
+        lr=group["lr"],
+        weight_decay=group["weight_decay"],
+        betas=group["betas"],
+        eps=group["eps"],
+        fused=group["fused"],
+    )
+    index = torch.tensor(positions, device=model.w1.device)
+    for old, new in zip(model.parameters(), smaller.parameters(), strict=True):
+        replacement.state[new] = {
+            key: value.index_select(0, index) if key in ("exp_avg", "exp_avg_sq") else value.clone()
+            for key, value in optimizer.state[old].items()
+        }
+    return smaller, replacement
 
 
 def _member_losses(

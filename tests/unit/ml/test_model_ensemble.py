@@ -87,9 +87,13 @@ def test_merge_refuses_members_that_are_not_one_model():
 
 
 def test_train_model_with_ensemble_members_is_the_merge_of_its_members_trained_alone():
+    """Also when members stop early at different epochs and leave the stack: here the middle member stops
+    first, then the first, and the last trains on alone (each narrowing keeps the others' weights,
+    optimizer moments and random streams where they were)."""
     xt, yt, mt = problem(300, 2)
     xv, yv, mv = problem(90, 3)
     architecture = ArchitectureConfig(FEATURES, CLASSES, hidden=8)
+    config = dataclasses.replace(FAST, max_epochs=60, patience=3)
     seen: list[dict[str, float]] = []
     result = train_model(
         architecture,
@@ -100,7 +104,7 @@ def test_train_model_with_ensemble_members_is_the_merge_of_its_members_trained_a
         yv,
         mv,
         CPU,
-        dataclasses.replace(FAST, ensemble_members=3),
+        dataclasses.replace(config, ensemble_members=3),
         on_epoch=seen.append,
     )
     alone = [
@@ -113,9 +117,9 @@ def test_train_model_with_ensemble_members_is_the_merge_of_its_members_trained_a
             yv,
             mv,
             CPU,
-            dataclasses.replace(FAST, seed=seed, temperature_scaling=False),
+            dataclasses.replace(config, seed=seed, temperature_scaling=False),
         )
-        for seed in member_seeds(FAST.seed, 3)
+        for seed in member_seeds(config.seed, 3)
     ]
     expected = merge_ensemble([r.model for r in alone])
     calibrate_temperature(expected, xv, yv)
@@ -126,6 +130,8 @@ def test_train_model_with_ensemble_members_is_the_merge_of_its_members_trained_a
     assert result.model.config.hidden == 24
     assert result.member_best_epochs == tuple(r.best_epoch for r in alone)
     assert result.member_epochs_run == tuple(r.epochs_run for r in alone)
+    stops = result.member_epochs_run
+    assert stops[1] < stops[0] < stops[2] < config.max_epochs, f"the stack must narrow twice: {stops}"
     assert result.best_epoch == max(result.member_best_epochs)
     assert result.epochs_run == max(r.epochs_run for r in alone)  # passes over the data, run together
     assert len(seen) == sum(r.epochs_run for r in alone)

@@ -94,6 +94,51 @@ def test_a_members_random_streams_do_not_depend_on_the_others():
     assert MemberStreams([1], torch.device("cpu"), dropout=0.0).keep_masks(50, 8) is None
 
 
+def test_a_narrowed_stack_trains_on_as_its_members_would_in_the_full_stack():
+    """Members that stopped early leave the stack (train._narrowed): the members kept, in the order asked,
+    must take exactly the steps they take in the full stack (weights, AdamW moments and step count), and
+    their random streams must carry on."""
+    from astromined.ml.train import _narrowed
+
+    full = StackedCompositionNets(nets(3)).train()
+    optimizer = torch.optim.AdamW(full.parameters(), lr=1e-2, weight_decay=1e-4, fused=True)
+    generator = torch.Generator().manual_seed(0)
+
+    def step(model, opt, x, target):
+        opt.zero_grad(set_to_none=True)
+        logits, metal = model(x)
+        ((logits - target).pow(2).mean(dim=(1, 2)) + metal.mean(dim=1)).sum().backward()
+        opt.step()
+
+    batches = [
+        (
+            torch.randn(3, 6, len(FEATURES), generator=generator),
+            torch.randn(3, 6, len(CLASSES), generator=generator),
+        )
+        for _ in range(4)
+    ]
+    for x, target in batches[:2]:
+        step(full, optimizer, x, target)
+    kept = [2, 0]
+    smaller, smaller_optimizer = _narrowed(full, optimizer, kept)
+    assert smaller.members == 2 and full.members == 3
+    for x, target in batches[2:]:
+        step(full, optimizer, x, target)
+        step(smaller, smaller_optimizer, x[kept], target[kept])
+    for (name, big), (_, small) in zip(full.named_parameters(), smaller.named_parameters(), strict=True):
+        torch.testing.assert_close(small, big[kept], rtol=1e-6, atol=1e-7, msg=name)
+        state, small_state = optimizer.state[big], smaller_optimizer.state[small]
+        torch.testing.assert_close(small_state["exp_avg_sq"], state["exp_avg_sq"][kept], msg=name)
+        assert float(small_state["step"]) == float(state["step"]) == 4.0
+
+    streams = MemberStreams([5, 11, 17], torch.device("cpu"), dropout=0.1)
+    reference = MemberStreams([5, 11, 17], torch.device("cpu"), dropout=0.1)
+    streams.permutations(40), reference.permutations(40)
+    narrowed = streams.narrowed(kept)
+    assert torch.equal(narrowed.permutations(40), reference.permutations(40)[kept])
+    assert torch.equal(narrowed.keep_masks(40, 8), reference.keep_masks(40, 8)[kept])
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**31 - 1),
