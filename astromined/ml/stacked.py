@@ -5,8 +5,9 @@ calls of forward, backward and the optimizer more than the arithmetic. Training 
 ensemble one after the other pays those calls K times per batch; stacked, one batched matrix multiply
 (``torch.baddbmm``) does a layer for all members, and each member beyond the first adds about half of a
 network's training time instead of a whole one (BENCHMARKS.md, "Training a seed ensemble"). Every epoch is
-one pass for all members until the last of them stops early; a member that stopped keeps being computed
-(its best weights are kept). Taking it out of the stack would save part of that tail; not done.
+one pass for the members still training: a member that stops early leaves the stack (``narrowed``; its
+best weights are kept), and the others carry on with their weights, optimizer moments and random streams
+where they were (on the 7-day benchmark window: 13.9 s of training instead of 17.5 s, the same weights).
 
 Nothing is shared between members but the input normalization (they train on the same rows): each has its
 own initial weights, batch order and dropout masks (``MemberStreams``), its loss is its own mean over its own
