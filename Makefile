@@ -91,7 +91,7 @@ bench-quality: $(VENV)/.installed
 
 # Every @pytest.mark.fault case, its outcome written to docs/reliability.md (commit it).
 reliability: $(VENV)/.installed-test system-tools
-	$(BIN)/pytest -m fault $(PYTEST_PARALLEL) --reliability-report docs/reliability.md
+	$(BIN)/pytest tests -m fault $(PYTEST_PARALLEL) --reliability-report docs/reliability.md
 
 clean:
 	rm -rf $(STATE)
