@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from astromined.ml.adamw import FusedAdamW
 from astromined.ml.model import ArchitectureConfig, CompositionNet, merge_ensemble
 from astromined.ml.stacked import MemberStreams, StackedCompositionNets
 
@@ -248,10 +249,8 @@ def _train_stacked(
     ymv = torch.tensor(validation[2], dtype=torch.float32, device=device)
     streams = MemberStreams(seeds, device, architecture.dropout)
 
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
-    )
     use_amp = device.type == "cuda"
+    optimizer = _optimizer(model, config, use_amp)
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     best_loss = [float("inf")] * k
     best_epoch = [-1] * k
@@ -270,7 +269,7 @@ def _train_stacked(
         for start in range(0, rows, config.batch_size):
             batch = order[:, start : start + config.batch_size]  # [K, B]: each member's own rows
             batch_keep = keep[:, start : start + config.batch_size] if keep is not None else None
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()  # set_to_none, torch.optim's default too
             inputs = (xt[batch], yct[batch], ymt[batch], batch_keep)
             if use_amp:
                 with torch.autocast(device_type=device.type, dtype=torch.float16):
@@ -344,13 +343,27 @@ def _train_stacked(
     )
 
 
+def _optimizer(
+    model: StackedCompositionNets, config: TrainConfig, use_amp: bool
+) -> FusedAdamW | torch.optim.AdamW:
+    """AdamW. On the CPU ``FusedAdamW`` (the same kernel without torch.optim's import and per-step cost,
+    ``adamw.py``); with mixed precision torch's, which ``torch.amp.GradScaler`` knows how to drive."""
+    if use_amp:
+        return torch.optim.AdamW(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+        )
+    return FusedAdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
 def _narrowed(
-    model: StackedCompositionNets, optimizer: torch.optim.Optimizer, positions: list[int]
-) -> tuple[StackedCompositionNets, torch.optim.Optimizer]:
+    model: StackedCompositionNets, optimizer: FusedAdamW | torch.optim.Optimizer, positions: list[int]
+) -> tuple[StackedCompositionNets, FusedAdamW | torch.optim.Optimizer]:
     """The stack of the members at ``positions`` and an optimizer carrying on exactly where theirs was:
     AdamW's moments are per weight, so each kept member's slice of them is its whole state (its step
     count is that of every member: all stepped together)."""
     smaller = model.narrowed(positions)
+    if isinstance(optimizer, FusedAdamW):
+        return smaller, optimizer.narrowed(smaller.parameters(), positions)
     group = optimizer.param_groups[0]
     replacement = torch.optim.AdamW(
         smaller.parameters(),
