@@ -2,6 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
+                                                     [--pooled]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -19,6 +20,12 @@ each scored on the holdout split (macro-F1, as model_evaluation/champion_model j
 seed: macro-F1, the margin over the baseline and the holdout errors; then, per network, the margin's min /
 median / max, the number of (day, seed) pairs won (strictly above the baseline) and the median training
 time of one candidate. Holdout is ~370 rows for one day: 0.0025 macro-F1 is about one asteroid.
+
+``--pooled`` measures the data headroom: each network (and the baseline) is also trained once per
+population on the train and validation rows of ALL ``--days`` stacked (7 one-day sets: ~7x the labels; an
+asteroid keeps its split on every day, so no holdout asteroid is trained on) and scored on each day's own
+holdout, beside the one-day networks. It answers whether a network that loses on a day is short of labelled
+data (the pooled network does better on the same holdout) or at the limit of the measurements.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ sys.path.insert(0, str(REPO))
 os.environ["ASTROMINED_SCALE"] = "default"
 
 import dagster as dg  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import assets.features  # noqa: E402
@@ -48,7 +56,7 @@ from assets.models import CandidateConfig  # noqa: E402
 from astromined import lake_layout  # noqa: E402
 from astromined.environment import load_settings  # noqa: E402
 from astromined.features.engineering import MODEL_FEATURES  # noqa: E402
-from astromined.ml.dataset import split_arrays  # noqa: E402
+from astromined.ml.dataset import SplitArrays, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
 from astromined.ml.train import TrainConfig, predict, train_model  # noqa: E402
@@ -120,6 +128,39 @@ def build_training_set(day: str, window: int, state_dir: Path, population: int):
     return tuple(split_arrays(table, split) for split in ("train", "validation", "holdout"))
 
 
+def stacked(splits: list[SplitArrays]) -> SplitArrays:
+    """Several days' rows of one split as one (the pooled, data-headroom training set)."""
+    return SplitArrays(
+        x=np.concatenate([s.x for s in splits]),
+        y_class=np.concatenate([s.y_class for s in splits]),
+        y_metal=np.concatenate([s.y_metal for s in splits]),
+    )
+
+
+def train_network(train_config: TrainConfig, train: SplitArrays, validation: SplitArrays):
+    """The network as candidate_model trains it (CPU); returns the result and the seconds it took."""
+    started = time.perf_counter()
+    result = train_model(
+        ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES),
+        train.x,
+        train.y_class,
+        train.y_metal,
+        validation.x,
+        validation.y_class,
+        validation.y_metal,
+        torch.device("cpu"),
+        train_config,
+    )
+    return result, time.perf_counter() - started
+
+
+def holdout_scores(model, holdout: SplitArrays) -> dict[str, float]:
+    probabilities, metal = predict(model, holdout.x)
+    metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
+    metrics["errors"] = round((1.0 - metrics["accuracy"]) * len(holdout))
+    return metrics
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--populations", default=",".join(str(p) for p in POPULATIONS))
@@ -127,6 +168,11 @@ def main() -> int:
     parser.add_argument("--seeds", default=",".join(str(s) for s in SEEDS))
     parser.add_argument("--window", type=int, default=1, help="days in the training window (production: 7)")
     parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument(
+        "--pooled",
+        action="store_true",
+        help="also train on all --days' labels of the population (the data headroom; see the docstring)",
+    )
     args = parser.parse_args()
     days = [d.strip() for d in args.days.split(",") if d.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -137,57 +183,70 @@ def main() -> int:
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, python "
         f"{platform.python_version()}, torch {torch.__version__}; scale default; window {args.window} "
         f"day(s); populations {populations}; training seeds {seeds}"
+        + (f"; pooled over {len(days)} days" if args.pooled else "")
     )
-    margins: dict[str, list[float]] = {name: [] for name in networks}
-    extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in networks}
+    rows = [*networks, *(f"{name} pooled" for name in networks)] if args.pooled else list(networks)
+    margins: dict[str, list[float]] = {name: [] for name in rows}
+    extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     print(
         "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
         "| margin per seed | errors per seed | wins |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
-    cases = [(population, day) for population in populations for day in days]
+    pooled_baseline_margins: list[float] = []
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
-        for population, day in cases:
-            state = Path(tmp) / f"{population}-{day}"
-            train, validation, holdout = build_training_set(day, args.window, state, population)
-            baseline_all = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
-            baseline = baseline_all["macro_f1"]
-            baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
-            for name, train_config in networks.items():
-                scores, errors = [], []
-                for seed in seeds:
-                    started = time.perf_counter()
-                    result = train_model(
-                        ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES),
-                        train.x,
-                        train.y_class,
-                        train.y_metal,
-                        validation.x,
-                        validation.y_class,
-                        validation.y_metal,
-                        torch.device("cpu"),
-                        train_config(seed),
+        for population in populations:
+            sets = {}
+            for day in days:
+                state = Path(tmp) / f"{population}-{day}"
+                sets[day] = build_training_set(day, args.window, state, population)
+                shutil.rmtree(state, ignore_errors=True)
+            pooled: dict[str, list] = {}
+            if args.pooled:
+                pooled_train = stacked([sets[d][0] for d in days])
+                pooled_validation = stacked([sets[d][1] for d in days])
+                for name, train_config in networks.items():
+                    pooled[f"{name} pooled"] = [
+                        train_network(train_config(seed), pooled_train, pooled_validation) for seed in seeds
+                    ]
+            for day in days:
+                train, validation, holdout = sets[day]
+                baseline_all = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
+                baseline = baseline_all["macro_f1"]
+                baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
+                trained = {
+                    name: [train_network(train_config(seed), train, validation) for seed in seeds]
+                    for name, train_config in networks.items()
+                }
+                trained.update(pooled)
+                for name, results in trained.items():
+                    scores = [holdout_scores(result.model, holdout) for result, _ in results]
+                    day_margins = [s["macro_f1"] - baseline for s in scores]
+                    margins[name] += day_margins
+                    extra[name] += [
+                        (s["ece"], s["metal_richness_mae"], seconds)
+                        for s, (_, seconds) in zip(scores, results, strict=True)
+                    ]
+                    print(
+                        f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
+                        f"| {name} | "
+                        + " ".join(f"{s['macro_f1']:.4f}" for s in scores)
+                        + " | "
+                        + " ".join(f"{m:+.4f}" for m in day_margins)
+                        + " | "
+                        + " ".join(str(s["errors"]) for s in scores)
+                        + f" | {sum(m > 0 for m in day_margins)}/{len(scores)} |",
+                        flush=True,
                     )
-                    seconds = time.perf_counter() - started
-                    probabilities, metal = predict(result.model, holdout.x)
-                    metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
-                    scores.append(metrics["macro_f1"])
-                    errors.append(round((1.0 - metrics["accuracy"]) * len(holdout)))
-                    extra[name].append((metrics["ece"], metrics["metal_richness_mae"], seconds))
-                day_margins = [s - baseline for s in scores]
-                margins[name] += day_margins
-                print(
-                    f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
-                    f"| {name} | "
-                    + " ".join(f"{s:.4f}" for s in scores)
-                    + " | "
-                    + " ".join(f"{m:+.4f}" for m in day_margins)
-                    + " | "
-                    + " ".join(str(e) for e in errors)
-                    + f" | {sum(m > 0 for m in day_margins)}/{len(scores)} |",
-                    flush=True,
-                )
-            shutil.rmtree(state, ignore_errors=True)
+                if args.pooled:
+                    lr = baseline_metrics(pooled_train.x, pooled_train.y_class, holdout.x, holdout.y_class)
+                    pooled_baseline_margins.append(lr["macro_f1"] - baseline)
+                    print(
+                        f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
+                        f"| baseline pooled | {lr['macro_f1']:.4f} | {lr['macro_f1'] - baseline:+.4f} "
+                        f"| {round((1.0 - lr['accuracy']) * len(holdout))} | - |",
+                        flush=True,
+                    )
     print()
     print(
         "| network | margin min | margin median | margin max | wins | median ECE | median metal MAE "
@@ -199,6 +258,13 @@ def main() -> int:
         print(
             f"| {name} | {min(values):+.4f} | {statistics.median(values):+.4f} | {max(values):+.4f} | "
             f"{sum(v > 0 for v in values)}/{len(values)} | {ece:.4f} | {mae:.4f} | {seconds:.1f} |"
+        )
+    if pooled_baseline_margins:
+        values = pooled_baseline_margins
+        print(
+            f"| baseline pooled (vs the one-day baseline) | {min(values):+.4f} | "
+            f"{statistics.median(values):+.4f} | {max(values):+.4f} | "
+            f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - |"
         )
     first = next(iter(margins.values()))
     return 0 if all(v > 0 for v in first) else 1
