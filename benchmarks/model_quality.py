@@ -2,7 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
-                                                     [--pooled]
+                                                     [--pooled] [--per-day-rows]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -26,6 +26,12 @@ population on the train and validation rows of ALL ``--days`` stacked (7 one-day
 asteroid keeps its split on every day, so no holdout asteroid is trained on) and scored on each day's own
 holdout, beside the one-day networks. It answers whether a network that loses on a day is short of labelled
 data (the pooled network does better on the same holdout) or at the limit of the measurements.
+
+``--per-day-rows`` (with ``--window`` > 1) also trains each network on the window's rows as one row per
+asteroid AND day (each day's one-day training set, stacked: every day's look at an asteroid is its own
+noisy sample) instead of production's one row per asteroid (the days combined), with the window's own
+validation split for early stopping, scored on the window's holdout like the rest. The baseline keeps
+training on the combined rows (on per-day rows it does worse, printed as ``baseline per-day rows``).
 """
 
 from __future__ import annotations
@@ -137,6 +143,15 @@ def stacked(splits: list[SplitArrays]) -> SplitArrays:
     )
 
 
+def one_day_train(day: str, back: int, tmp: Path, population: int) -> SplitArrays:
+    """The train split of the one-day training set of the day ``back`` days before ``day``."""
+    other = (dt.date.fromisoformat(day) - dt.timedelta(days=back)).isoformat()
+    state = tmp / f"{population}-{other}-one-day"
+    train = build_training_set(other, 1, state, population)[0]
+    shutil.rmtree(state, ignore_errors=True)
+    return train
+
+
 def train_network(train_config: TrainConfig, train: SplitArrays, validation: SplitArrays):
     """The network as candidate_model trains it (CPU); returns the result and the seconds it took."""
     started = time.perf_counter()
@@ -169,11 +184,18 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=1, help="days in the training window (production: 7)")
     parser.add_argument("--networks", default=",".join(NETWORKS))
     parser.add_argument(
+        "--per-day-rows",
+        action="store_true",
+        help="with --window > 1: also train on one row per asteroid and day (see the docstring)",
+    )
+    parser.add_argument(
         "--pooled",
         action="store_true",
         help="also train on all --days' labels of the population (the data headroom; see the docstring)",
     )
     args = parser.parse_args()
+    if args.per_day_rows and args.window < 2:
+        parser.error("--per-day-rows needs --window of 2 or more")
     days = [d.strip() for d in args.days.split(",") if d.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     populations = [int(p) for p in args.populations.split(",") if p.strip()]
@@ -185,7 +207,9 @@ def main() -> int:
         f"day(s); populations {populations}; training seeds {seeds}"
         + (f"; pooled over {len(days)} days" if args.pooled else "")
     )
-    rows = [*networks, *(f"{name} pooled" for name in networks)] if args.pooled else list(networks)
+    rows = list(networks)
+    rows += [f"{name} pooled" for name in networks] if args.pooled else []
+    rows += [f"{name} per-day rows" for name in networks] if args.per_day_rows else []
     margins: dict[str, list[float]] = {name: [] for name in rows}
     extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     print(
@@ -196,11 +220,15 @@ def main() -> int:
     pooled_baseline_margins: list[float] = []
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
         for population in populations:
-            sets = {}
+            sets, per_day_train = {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
                 sets[day] = build_training_set(day, args.window, state, population)
                 shutil.rmtree(state, ignore_errors=True)
+                if args.per_day_rows:
+                    per_day_train[day] = stacked(
+                        [one_day_train(day, back, Path(tmp), population) for back in range(args.window)]
+                    )
             pooled: dict[str, list] = {}
             if args.pooled:
                 pooled_train = stacked([sets[d][0] for d in days])
@@ -219,6 +247,16 @@ def main() -> int:
                     for name, train_config in networks.items()
                 }
                 trained.update(pooled)
+                if args.per_day_rows:
+                    trained.update(
+                        {
+                            f"{name} per-day rows": [
+                                train_network(train_config(seed), per_day_train[day], validation)
+                                for seed in seeds
+                            ]
+                            for name, train_config in networks.items()
+                        }
+                    )
                 for name, results in trained.items():
                     scores = [holdout_scores(result.model, holdout) for result, _ in results]
                     day_margins = [s["macro_f1"] - baseline for s in scores]
@@ -236,6 +274,17 @@ def main() -> int:
                         + " | "
                         + " ".join(str(s["errors"]) for s in scores)
                         + f" | {sum(m > 0 for m in day_margins)}/{len(scores)} |",
+                        flush=True,
+                    )
+                if args.per_day_rows:
+                    rows_lr = baseline_metrics(
+                        per_day_train[day].x, per_day_train[day].y_class, holdout.x, holdout.y_class
+                    )
+                    print(
+                        f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
+                        f"| baseline per-day rows | {rows_lr['macro_f1']:.4f} | "
+                        f"{rows_lr['macro_f1'] - baseline:+.4f} "
+                        f"| {round((1.0 - rows_lr['accuracy']) * len(holdout))} | - |",
                         flush=True,
                     )
                 if args.pooled:
