@@ -62,6 +62,8 @@ from assets.models import CandidateConfig  # noqa: E402
 from astromined import lake_layout  # noqa: E402
 from astromined.environment import load_settings  # noqa: E402
 from astromined.features.engineering import MODEL_FEATURES  # noqa: E402
+from astromined.features.training_set import build_training_set as assemble_training_set  # noqa: E402
+from astromined.features.training_set import combine_days  # noqa: E402
 from astromined.ml.dataset import SplitArrays, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
@@ -96,9 +98,12 @@ NETWORKS = {
 }
 
 
-def build_training_set(day: str, window: int, state_dir: Path, population: int):
+def build_training_set(day: str, window: int, state_dir: Path, population: int, per_day: bool = False):
     """The training set of the `window` days ending on `day` of the population simulated with seed
-    ``population``, built by the assets (window_days=window)."""
+    ``population``, built by the assets (window_days=window): (train, validation, holdout). With
+    ``per_day``, a fourth item: the train rows as one row per asteroid and day, i.e. each day of the window
+    made into a training set on its own (``combine_days`` of that day alone, as a one-day window's
+    ``training_set`` does), train splits stacked."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -130,8 +135,19 @@ def build_training_set(day: str, window: int, state_dir: Path, population: int):
                 raise_on_error=True,
             )
             assert result.success, f"building the training set for {day} failed"
-    table = read_parquet(resources["lake"].store(), lake_layout.TRAINING_SET)
-    return tuple(split_arrays(table, split) for split in ("train", "validation", "holdout"))
+    store = resources["lake"].store()
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    splits = tuple(split_arrays(table, split) for split in ("train", "validation", "holdout"))
+    if not per_day:
+        return splits
+    catalog = resources["landing_zone"].survey_catalog()
+    one_day_sets = [
+        assemble_training_set(
+            combine_days([read_parquet(store, lake_layout.asteroid_features(partition))]), catalog
+        )
+        for _, partition, _ in steps[:-1]
+    ]
+    return (*splits, stacked([split_arrays(one_day, "train") for one_day in one_day_sets]))
 
 
 def stacked(splits: list[SplitArrays]) -> SplitArrays:
@@ -141,15 +157,6 @@ def stacked(splits: list[SplitArrays]) -> SplitArrays:
         y_class=np.concatenate([s.y_class for s in splits]),
         y_metal=np.concatenate([s.y_metal for s in splits]),
     )
-
-
-def one_day_train(day: str, back: int, tmp: Path, population: int) -> SplitArrays:
-    """The train split of the one-day training set of the day ``back`` days before ``day``."""
-    other = (dt.date.fromisoformat(day) - dt.timedelta(days=back)).isoformat()
-    state = tmp / f"{population}-{other}-one-day"
-    train = build_training_set(other, 1, state, population)[0]
-    shutil.rmtree(state, ignore_errors=True)
-    return train
 
 
 def train_network(train_config: TrainConfig, train: SplitArrays, validation: SplitArrays):
@@ -223,12 +230,11 @@ def main() -> int:
             sets, per_day_train = {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
-                sets[day] = build_training_set(day, args.window, state, population)
+                built = build_training_set(day, args.window, state, population, per_day=args.per_day_rows)
                 shutil.rmtree(state, ignore_errors=True)
+                sets[day] = built[:3]
                 if args.per_day_rows:
-                    per_day_train[day] = stacked(
-                        [one_day_train(day, back, Path(tmp), population) for back in range(args.window)]
-                    )
+                    per_day_train[day] = built[3]
             pooled: dict[str, list] = {}
             if args.pooled:
                 pooled_train = stacked([sets[d][0] for d in days])
