@@ -197,11 +197,13 @@ def train_champion(resources, instance) -> str:
     return version
 
 
-def log_albedo_shift(reference_store, store, reference_days, day, sectors) -> list[tuple[int, float, float]]:
+def reference_rows(store, days) -> pd.DataFrame:
+    """The reference window's daily feature rows with finite model inputs, stacked."""
+    return pd.concat([finite_rows(read_parquet(store, lake_layout.asteroid_features(d))) for d in days])
+
+
+def log_albedo_shift(reference: pd.DataFrame, store, day, sectors) -> list[tuple[int, float, float]]:
     """Per sector: mean log-albedo on the day minus the reference window's, and the KS p-value."""
-    reference = pd.concat(
-        [finite_rows(read_parquet(reference_store, lake_layout.asteroid_features(d))) for d in reference_days]
-    )
     today = finite_rows(read_parquet(store, lake_layout.asteroid_features(day)))
     out = []
     for sector in sectors:
@@ -251,12 +253,12 @@ def measure(scale: str, tmp: Path, thresholds: DriftThresholds) -> list[Scored]:
                 ingest(resources, instance, days)
             print(f"  {scale}/{preset}: {len(days)} day(s) ready in {time.perf_counter() - started:.1f} s")
         results += score(store, champion, preset, scale, days, thresholds)
+    reference = reference_rows(stores["demo"], REFERENCE_DAYS)
+    sectors = gain_drift_sectors()
     for scored in results:
         # Those sectors on every day after the window, the clean ones too: the noise to compare with.
         if scored.day not in REFERENCE_DAYS:
-            scored.gain_sectors = log_albedo_shift(
-                stores["demo"], stores[scored.preset], REFERENCE_DAYS, scored.day, gain_drift_sectors()
-            )
+            scored.gain_sectors = log_albedo_shift(reference, stores[scored.preset], scored.day, sectors)
     return results
 
 
