@@ -12,7 +12,13 @@ from astromined.features.engineering import (
     model_inputs,
 )
 from astromined.features.reference_stats import ReferenceStatistics
-from astromined.features.training_set import build_training_set, combine_days, save_training_set
+from astromined.features.training_set import (
+    PER_DAY_ROW_BUDGET,
+    build_training_set,
+    combine_days,
+    per_day_train_rows,
+    save_training_set,
+)
 from astromined.features.validation import ValidationReport, validate_features, validate_training_set
 from astromined.lake_layout import CALIBRATION_VERSION, UNKNOWN_CALIBRATION
 from astromined.storage import read_arrow_columns, read_parquet, read_parquet_metadata, write_parquet
@@ -95,6 +101,9 @@ def asteroid_features(
 
 class TrainingSetConfig(dg.Config):
     window_days: int = 7
+    # Most per-day train rows (one per train asteroid and day that saw it) stored for candidate_model;
+    # a window over it keeps only the combined rows; 0 never stores them (features/training_set.py).
+    per_day_row_budget: int = PER_DAY_ROW_BUDGET
 
 
 @dg.asset(
@@ -123,20 +132,23 @@ def training_set(
     combined = combine_days(daily)
     # What drift is judged against: the daily rows themselves, not the (multi-day averaged) training set.
     reference = ReferenceStatistics.from_frames(daily)
+    table = build_training_set(combined, landing_zone.survey_catalog())
+    per_day, per_day_note = per_day_train_rows(daily, days, table, config.per_day_row_budget)
     del daily
+    context.log.info(f"per-day train rows: {per_day_note}")
     calibrations = {
         day: read_parquet_metadata(store, lake_layout.asteroid_features(day)).get(
             CALIBRATION_VERSION, UNKNOWN_CALIBRATION
         )
         for day in days
     }
-    table = build_training_set(combined, landing_zone.survey_catalog())
     save_training_set(
         store,
         lake_layout.TRAINING_SET,
         table,
         {"partitions": days, "calibration_versions": calibrations},
         reference,
+        per_day,
     )
     splits = table["split"].value_counts().to_dict()
     yield dg.MaterializeResult(
@@ -149,6 +161,8 @@ def training_set(
             "labelled_fraction": len(table) / max(len(combined), 1),
             "class_counts": dg.MetadataValue.json(table["complex"].value_counts().to_dict()),
             **{f"rows_{name}": int(splits.get(name, 0)) for name in ("train", "validation", "holdout")},
+            "per_day_train_rows": 0 if per_day is None else len(per_day),
+            "per_day_train": per_day_note,
             "features": dg.MetadataValue.json(MODEL_FEATURES),
         }
     )

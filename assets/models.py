@@ -11,6 +11,7 @@ from astromined.environment import code_version
 from astromined.features.engineering import MODEL_FEATURES, model_inputs
 from astromined.features.training_set import (
     combine_days,
+    load_per_day_train,
     load_training_manifest,
     load_training_reference,
 )
@@ -67,6 +68,10 @@ class CandidateConfig(dg.Config):
     # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match. Data-parallel
     # training trains one network: set ensemble_members=1 with it (anything else fails, naming both).
     workers: int = 1
+    # Train on the training set's per-day train rows (one per train asteroid and day that saw it) when it
+    # has them, instead of one combined row per asteroid; validation stays on the combined rows, as
+    # model_evaluation's holdout and baseline do (features/training_set.py, BENCHMARKS.md model quality).
+    per_day_rows: bool = True
 
 
 @dg.asset(
@@ -87,9 +92,18 @@ def candidate_model(
     # Computed by training_set from the window's daily partitions (drift is judged per day) and stored
     # with it: a retrain does not re-read the window. Read first: a set without one fails before training.
     reference = load_training_reference(store, lake_layout.TRAINING_SET)
-    train, validation = split_arrays(table, "train"), split_arrays(table, "validation")
+    try:
+        per_day = load_per_day_train(store, training_manifest) if config.per_day_rows else None
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    train_rows_kind = "per asteroid and day" if per_day is not None else "per asteroid"
+    train = split_arrays(table if per_day is None else per_day, "train")
+    validation = split_arrays(table, "validation")
     device = compute.device()
-    context.log.info(f"training on {device}: {len(train)} train / {len(validation)} validation rows")
+    context.log.info(
+        f"training on {device}: {len(train)} train rows ({train_rows_kind}) / "
+        f"{len(validation)} validation rows"
+    )
 
     def log_epoch(record: dict[str, float]) -> None:
         if int(record["epoch"]) % 10 == 0:
@@ -130,6 +144,7 @@ def candidate_model(
             "training_partitions": partitions,
             "calibration_versions": training_manifest.get("calibration_versions", {}),
             "train_rows": len(train),
+            "train_rows_kind": train_rows_kind,
             "validation_rows": len(validation),
             "seed": config.seed,
             "device": str(device),
@@ -147,6 +162,8 @@ def candidate_model(
             "version": version,
             "device": str(device),
             "workers": config.workers,
+            "train_rows": len(train),
+            "train_rows_kind": train_rows_kind,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "best_validation_loss": result.best_validation_loss,

@@ -2,7 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
-                                                     [--pooled] [--per-day-rows]
+                                                     [--pooled] [--combined-rows]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -13,8 +13,10 @@ days ending on that day (1: that day alone, as `make run`'s first day; 7: produc
 TrainingSetConfig.window_days). On it, side by side:
   baseline   astromined.ml.evaluate.baseline_metrics (StandardScaler + LogisticRegression, train split),
   candidate  the network as candidate_model trains it: default ArchitectureConfig over MODEL_FEATURES and
-             the default CandidateConfig → TrainConfig (an ensemble of 3 merged into one network), so the
-             numbers are those of `make run`,
+             the default CandidateConfig → TrainConfig (an ensemble of 3 merged into one network), on the
+             rows it trains on (a window of 2+ days: the training set's per-day train rows, one per train
+             asteroid and day, within TrainingSetConfig's row budget), so the numbers are those of
+             `make run` (one day) and of production's 7-day window,
   single     the same with ensemble_members=1 (one network, the candidate before the ensemble), to compare,
 each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and
 seed: macro-F1, the margin over the baseline and the holdout errors; then, per network, the margin's min /
@@ -27,11 +29,10 @@ asteroid keeps its split on every day, so no holdout asteroid is trained on) and
 holdout, beside the one-day networks. It answers whether a network that loses on a day is short of labelled
 data (the pooled network does better on the same holdout) or at the limit of the measurements.
 
-``--per-day-rows`` (with ``--window`` > 1) also trains each network on the window's rows as one row per
-asteroid AND day (each day's one-day training set, stacked: every day's look at an asteroid is its own
-noisy sample) instead of production's one row per asteroid (the days combined), with the window's own
-validation split for early stopping, scored on the window's holdout like the rest. The baseline keeps
-training on the combined rows (on per-day rows it does worse, printed as ``baseline per-day rows``).
+``--combined-rows`` (with ``--window`` > 1) also trains each network on the window's combined rows, one
+per train asteroid with its days averaged: the candidate before it trained on per-day rows, to compare.
+The baseline always trains on the combined rows, as model_evaluation's does (on per-day rows it does
+worse: BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ from assets.models import CandidateConfig  # noqa: E402
 from astromined import lake_layout  # noqa: E402
 from astromined.environment import load_settings  # noqa: E402
 from astromined.features.engineering import MODEL_FEATURES  # noqa: E402
-from astromined.features.training_set import build_training_set as assemble_training_set  # noqa: E402
-from astromined.features.training_set import combine_days  # noqa: E402
+from astromined.features.training_set import load_per_day_train, load_training_manifest  # noqa: E402
 from astromined.ml.dataset import SplitArrays, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
@@ -98,12 +98,11 @@ NETWORKS = {
 }
 
 
-def build_training_set(day: str, window: int, state_dir: Path, population: int, per_day: bool = False):
+def build_training_set(day: str, window: int, state_dir: Path, population: int):
     """The training set of the `window` days ending on `day` of the population simulated with seed
-    ``population``, built by the assets (window_days=window): (train, validation, holdout). With
-    ``per_day``, a fourth item: the train rows as one row per asteroid and day, i.e. each day of the window
-    made into a training set on its own (``combine_days`` of that day alone, as a one-day window's
-    ``training_set`` does), train splits stacked."""
+    ``population``, built by the assets (window_days=window): (train, validation, holdout, combined
+    train). ``train`` is what candidate_model trains on: the per-day train rows where the training set
+    has them, else the combined train split (the fourth item, which the baseline trains on)."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -137,17 +136,10 @@ def build_training_set(day: str, window: int, state_dir: Path, population: int, 
             assert result.success, f"building the training set for {day} failed"
     store = resources["lake"].store()
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    splits = tuple(split_arrays(table, split) for split in ("train", "validation", "holdout"))
-    if not per_day:
-        return splits
-    catalog = resources["landing_zone"].survey_catalog()
-    one_day_sets = [
-        assemble_training_set(
-            combine_days([read_parquet(store, lake_layout.asteroid_features(partition))]), catalog
-        )
-        for _, partition, _ in steps[:-1]
-    ]
-    return (*splits, stacked([split_arrays(one_day, "train") for one_day in one_day_sets]))
+    per_day = load_per_day_train(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    combined_train = split_arrays(table, "train")
+    train = combined_train if per_day is None else split_arrays(per_day, "train")
+    return train, split_arrays(table, "validation"), split_arrays(table, "holdout"), combined_train
 
 
 def stacked(splits: list[SplitArrays]) -> SplitArrays:
@@ -191,9 +183,9 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=1, help="days in the training window (production: 7)")
     parser.add_argument("--networks", default=",".join(NETWORKS))
     parser.add_argument(
-        "--per-day-rows",
+        "--combined-rows",
         action="store_true",
-        help="with --window > 1: also train on one row per asteroid and day (see the docstring)",
+        help="with --window > 1: also train on one combined row per asteroid (see the docstring)",
     )
     parser.add_argument(
         "--pooled",
@@ -201,8 +193,8 @@ def main() -> int:
         help="also train on all --days' labels of the population (the data headroom; see the docstring)",
     )
     args = parser.parse_args()
-    if args.per_day_rows and args.window < 2:
-        parser.error("--per-day-rows needs --window of 2 or more")
+    if args.combined_rows and args.window < 2:
+        parser.error("--combined-rows needs --window of 2 or more")
     days = [d.strip() for d in args.days.split(",") if d.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     populations = [int(p) for p in args.populations.split(",") if p.strip()]
@@ -216,7 +208,7 @@ def main() -> int:
     )
     rows = list(networks)
     rows += [f"{name} pooled" for name in networks] if args.pooled else []
-    rows += [f"{name} per-day rows" for name in networks] if args.per_day_rows else []
+    rows += [f"{name} combined rows" for name in networks] if args.combined_rows else []
     margins: dict[str, list[float]] = {name: [] for name in rows}
     extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     print(
@@ -227,17 +219,15 @@ def main() -> int:
     pooled_baseline_margins: list[float] = []
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
         for population in populations:
-            sets, per_day_train = {}, {}
+            sets, combined_train = {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
-                built = build_training_set(day, args.window, state, population, per_day=args.per_day_rows)
+                built = build_training_set(day, args.window, state, population)
                 shutil.rmtree(state, ignore_errors=True)
-                sets[day] = built[:3]
-                if args.per_day_rows:
-                    per_day_train[day] = built[3]
+                sets[day], combined_train[day] = built[:3], built[3]
             pooled: dict[str, list] = {}
             if args.pooled:
-                pooled_train = stacked([sets[d][0] for d in days])
+                pooled_train = stacked([combined_train[d] for d in days])
                 pooled_validation = stacked([sets[d][1] for d in days])
                 for name, train_config in networks.items():
                     pooled[f"{name} pooled"] = [
@@ -245,7 +235,9 @@ def main() -> int:
                     ]
             for day in days:
                 train, validation, holdout = sets[day]
-                baseline_all = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
+                baseline_all = baseline_metrics(
+                    combined_train[day].x, combined_train[day].y_class, holdout.x, holdout.y_class
+                )
                 baseline = baseline_all["macro_f1"]
                 baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
                 trained = {
@@ -253,11 +245,11 @@ def main() -> int:
                     for name, train_config in networks.items()
                 }
                 trained.update(pooled)
-                if args.per_day_rows:
+                if args.combined_rows:
                     trained.update(
                         {
-                            f"{name} per-day rows": [
-                                train_network(train_config(seed), per_day_train[day], validation)
+                            f"{name} combined rows": [
+                                train_network(train_config(seed), combined_train[day], validation)
                                 for seed in seeds
                             ]
                             for name, train_config in networks.items()
@@ -280,17 +272,6 @@ def main() -> int:
                         + " | "
                         + " ".join(str(s["errors"]) for s in scores)
                         + f" | {sum(m > 0 for m in day_margins)}/{len(scores)} |",
-                        flush=True,
-                    )
-                if args.per_day_rows:
-                    rows_lr = baseline_metrics(
-                        per_day_train[day].x, per_day_train[day].y_class, holdout.x, holdout.y_class
-                    )
-                    print(
-                        f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
-                        f"| baseline per-day rows | {rows_lr['macro_f1']:.4f} | "
-                        f"{rows_lr['macro_f1'] - baseline:+.4f} "
-                        f"| {round((1.0 - rows_lr['accuracy']) * len(holdout))} | - |",
                         flush=True,
                     )
                 if args.pooled:

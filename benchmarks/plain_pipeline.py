@@ -76,8 +76,10 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     from astromined.features.training_set import (
         build_training_set,
         combine_days,
+        load_per_day_train,
         load_training_manifest,
         load_training_reference,
+        per_day_train_rows,
         save_training_set,
     )
     from astromined.features.validation import validate_features, validate_training_set
@@ -172,6 +174,8 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         daily = [read_parquet(lake, lake_layout.asteroid_features(d)) for d in days]
         combined = combine_days(daily)
         reference = ReferenceStatistics.from_frames(daily)
+        table = build_training_set(combined, read_parquet(landing, "catalog/survey_labels.parquet"))
+        per_day, _ = per_day_train_rows(daily, days, table)  # TrainingSetConfig's default budget
         del daily
         versions = {
             d: read_parquet_metadata(lake, lake_layout.asteroid_features(d)).get(
@@ -179,13 +183,13 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             )
             for d in days
         }
-        table = build_training_set(combined, read_parquet(landing, "catalog/survey_labels.parquet"))
         save_training_set(
             lake,
             lake_layout.TRAINING_SET,
             table,
             {"partitions": days, "calibration_versions": versions},
             reference,
+            per_day,
         )
         report = validate_training_set(table)
         if not report.passed:
@@ -194,7 +198,9 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     with clock.stage("train"):
         table = read_parquet(lake, lake_layout.TRAINING_SET)
         manifest = load_training_manifest(lake, lake_layout.TRAINING_SET)
-        train, validation = split_arrays(table, "train"), split_arrays(table, "validation")
+        per_day = load_per_day_train(lake, manifest)  # CandidateConfig.per_day_rows
+        train = split_arrays(table if per_day is None else per_day, "train")
+        validation = split_arrays(table, "validation")
         architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
         result = train_model(
             architecture,
@@ -220,6 +226,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 "training_partitions": manifest["partitions"],
                 "calibration_versions": manifest.get("calibration_versions", {}),
                 "train_rows": len(train),
+                "train_rows_kind": "per asteroid" if per_day is None else "per asteroid and day",
                 "validation_rows": len(validation),
                 "device": str(device),
             },

@@ -1,0 +1,138 @@
+"""The candidate trains on one row per train asteroid and day of a multi-day window, through the assets:
+training_set stores the per-day rows within its row budget, candidate_model trains on exactly them (and
+validates on the combined rows), and either side can turn them off."""
+
+import dagster as dg
+import numpy as np
+import pytest
+
+import assets.features
+import assets.models
+import assets.readiness
+import assets.telemetry
+from astromined import lake_layout
+from astromined.features.engineering import model_inputs
+from astromined.features.training_set import load_per_day_train, load_training_manifest, split_of
+from astromined.ml.registry import ModelRegistry
+from astromined.storage import read_parquet
+
+DAYS = ("2026-06-01", "2026-06-02", "2026-06-03")
+FEATURES = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
+TRAINING = [
+    assets.readiness.infrastructure_readiness,
+    assets.features.training_set,
+    assets.models.candidate_model,
+]
+QUICK = {"max_epochs": 2, "patience": 1, "ensemble_members": 1}
+
+
+def _metadata(result, key):
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def lake_with_three_days(tmp_path_factory):
+    """Three days of features of the tiny fleet, materialized once for the module."""
+    from astromined.environment import load_settings
+    from resources import build_resources
+
+    state = tmp_path_factory.mktemp("per-day") / "state"
+    resources = build_resources(
+        load_settings({"ASTROMINED_STATE_DIR": str(state), "ASTROMINED_SCALE": "tiny"})
+    )
+    with dg.instance_for_test() as instance:
+        for day in DAYS:
+            assert dg.materialize(FEATURES, partition_key=day, resources=resources, instance=instance).success
+    return resources
+
+
+@pytest.fixture
+def captured_training(monkeypatch):
+    """What candidate_model passes to train_model (the real one still trains)."""
+    calls = []
+    real = assets.models.train_model
+
+    def recording(architecture, x, y_class, y_metal, vx, vy_class, vy_metal, **kwargs):
+        calls.append({"x": x, "y_class": y_class, "validation_x": vx})
+        return real(architecture, x, y_class, y_metal, vx, vy_class, vy_metal, **kwargs)
+
+    monkeypatch.setattr(assets.models, "train_model", recording)
+    return calls
+
+
+def _train(resources, *, window_days=3, budget=None, candidate=None):
+    training_config = {"window_days": window_days}
+    if budget is not None:
+        training_config["per_day_row_budget"] = budget
+    ops = {
+        "training_set": {"config": training_config},
+        "candidate_model": {"config": {**QUICK, **(candidate or {})}},
+    }
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(TRAINING, resources=resources, instance=instance, run_config={"ops": ops})
+    assert result.success
+    return _metadata(result, "training_set"), _metadata(result, "candidate_model")
+
+
+def _expected_per_day(store):
+    """Every day's own row of every labelled train asteroid, recomputed from the partitions."""
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    train_ids = set(table.loc[table["split"] == "train", "asteroid_id"])
+    frames = [read_parquet(store, lake_layout.asteroid_features(day)) for day in DAYS]
+    rows = [f.loc[f["asteroid_id"].isin(train_ids)] for f in frames]
+    return rows, table
+
+
+def test_candidate_trains_on_every_days_look_at_each_train_asteroid(lake_with_three_days, captured_training):
+    store = lake_with_three_days["lake"].store()
+    training, candidate = _train(lake_with_three_days)
+
+    expected_rows, table = _expected_per_day(store)
+    n_expected = sum(len(r) for r in expected_rows)
+    assert n_expected > int((table["split"] == "train").sum()), "asteroids seen on more than one day"
+    assert training["per_day_train_rows"] == n_expected
+    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per asteroid and day")
+
+    [call] = captured_training
+    # Exactly those rows' inputs, oldest day first; validation stays on the combined rows.
+    np.testing.assert_array_equal(call["x"], np.concatenate([model_inputs(r) for r in expected_rows]))
+    validation = table.loc[table["split"] == "validation"]
+    np.testing.assert_array_equal(call["validation_x"], model_inputs(validation))
+    assert set(split_of(np.concatenate([r["asteroid_id"].to_numpy() for r in expected_rows]))) == {"train"}
+
+    _, manifest = ModelRegistry(store).load(candidate["version"])
+    assert manifest["lineage"]["train_rows"] == n_expected
+    assert manifest["lineage"]["train_rows_kind"] == "per asteroid and day"
+
+
+def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_three_days, captured_training):
+    store = lake_with_three_days["lake"].store()
+    training, candidate = _train(lake_with_three_days, budget=100)
+
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    combined_train = table.loc[table["split"] == "train"]
+    assert training["per_day_train_rows"] == 0
+    assert "exceed the budget of 100" in training["per_day_train"]
+    assert load_per_day_train(store, load_training_manifest(store, lake_layout.TRAINING_SET)) is None
+    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (len(combined_train), "per asteroid")
+    np.testing.assert_array_equal(captured_training[0]["x"], model_inputs(combined_train))
+
+
+def test_the_candidate_can_be_told_to_ignore_the_per_day_rows(lake_with_three_days, captured_training):
+    store = lake_with_three_days["lake"].store()
+    training, candidate = _train(lake_with_three_days, candidate={"per_day_rows": False})
+
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    assert training["per_day_train_rows"] > 0
+    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (
+        int((table["split"] == "train").sum()),
+        "per asteroid",
+    )
+
+
+def test_a_one_day_window_trains_on_its_rows_as_before(lake_with_three_days, captured_training):
+    training, candidate = _train(lake_with_three_days, window_days=1)
+    assert training["per_day_train_rows"] == 0
+    assert training["per_day_train"].startswith("one-day window")
+    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (training["rows_train"], "per asteroid")
