@@ -133,7 +133,10 @@ def training_set(
     # What drift is judged against: the daily rows themselves, not the (multi-day averaged) training set.
     reference = ReferenceStatistics.from_frames(daily)
     table = build_training_set(combined, landing_zone.survey_catalog())
-    per_day, per_day_note = per_day_train_rows(daily, days, table, config.per_day_row_budget)
+    try:
+        per_day, per_day_note = per_day_train_rows(daily, days, table, config.per_day_row_budget)
+    except ValueError as exc:
+        raise dg.Failure(description=f"training_set: {exc}") from exc
     del daily
     context.log.info(f"per-day train rows: {per_day_note}")
     calibrations = {

@@ -135,6 +135,8 @@ def per_day_train_rows(
     """
     if len(daily) != len(days):
         raise ValueError(f"{len(daily)} feature table(s) for {len(days)} day(s)")
+    if budget < 0:
+        raise ValueError(f"per_day_row_budget must be 0 (off) or more, not {budget}")
     if len(days) < 2:
         return None, "one-day window: the per-day rows are the combined rows"
     labels = table.loc[table["split"] == "train", ["asteroid_id", "complex", "metal_richness", "split"]]

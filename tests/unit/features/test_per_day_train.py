@@ -112,6 +112,13 @@ def test_the_budget_is_inclusive_and_counts_rows_not_asteroids():
     assert off is None
 
 
+@pytest.mark.fault("bad-config", "a negative per-day row budget fails naming the setting")
+def test_a_negative_budget_is_refused_by_name():
+    days, daily, table = window([[1, 2], [2, 3]], {1, 2, 3})
+    with pytest.raises(ValueError, match=r"per_day_row_budget must be 0 \(off\) or more, not -1"):
+        per_day_train_rows(daily, days, table, budget=-1)
+
+
 def test_a_one_day_window_has_no_per_day_rows():
     days, daily, table = window([[1, 2, 3, 4, 5]], {1, 2, 3, 4, 5})
     rows, why = per_day_train_rows(daily, days, table)
