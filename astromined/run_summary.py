@@ -42,8 +42,9 @@ def summarize_run(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstanc
         )
     if candidate := m.get("candidate_model"):
         lines.append(
-            f"candidate   {candidate['version']} on {candidate['device']}: {candidate['train_rows']} train rows "
-            f"({candidate['train_rows_kind']}), {candidate['epochs_run']} epochs, "
+            f"candidate   {candidate['version']} on {candidate['device']}: "
+            f"{candidate['train_rows']} train rows ({candidate['train_rows_kind']}), "
+            f"{candidate['epochs_run']} epochs, "
             f"{candidate['samples_per_second']:.0f} samples/s"
         )
     if evaluation := m.get("model_evaluation"):
