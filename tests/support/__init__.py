@@ -11,5 +11,6 @@ from a conftest or another test module (tests/unit/test_suite_layout.py checks i
 - ``postgres_server``, ``deploy_checks``: a throwaway PostgreSQL, the offline deployment checks;
 - ``kube_sim``, ``kube_objects``, ``placement_runs``: simulated-cluster specs and clients, Kubernetes
   list objects, and readers of what the multi-cluster executor recorded;
-- ``automation_world``: the days and training config of the automation tests' world.
+- ``automation_world``: the days and training config of the automation tests' world;
+- ``killed_writer``: a store whose writer is killed part-way (the atomic-write fault).
 """

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.killed_writer import KilledAfterPuts
 
 from astromined.features.engineering import FEATURE_TABLE_COLUMNS
 from astromined.features.reference_stats import ReferenceStatistics
@@ -189,22 +190,6 @@ def test_missing_or_mismatched_per_day_rows_fail_naming_the_object_and_the_remed
         load_per_day_train(store, manifest)
 
 
-class _KilledAfterPuts:
-    """A local store whose writer is 'killed' (raises) on the put after the first ``allowed`` ones."""
-
-    def __init__(self, store, allowed: int):
-        self._store, self._allowed = store, allowed
-
-    def __getattr__(self, name):
-        return getattr(self._store, name)
-
-    def put_bytes(self, key, data):
-        if self._allowed == 0:
-            raise KeyboardInterrupt(f"killed before writing {key}")
-        self._allowed -= 1
-        self._store.put_bytes(key, data)
-
-
 @pytest.mark.fault(
     "kill", "writer killed at every write of a training set with per-day rows: the set finds its own rows"
 )
@@ -213,7 +198,7 @@ def test_a_killed_write_never_leaves_a_set_naming_rows_it_does_not_have(tmp_path
     store = LocalBlobStore(tmp_path)
     _stored(store, _rows(3), reference_rows=3)
     with contextlib.suppress(KeyboardInterrupt):
-        _stored(_KilledAfterPuts(store, allowed), _rows(8), reference_rows=8)
+        _stored(KilledAfterPuts(store, allowed), _rows(8), reference_rows=8)
     manifest = load_training_manifest(store, KEY)
     rows = load_per_day_train(store, manifest)
     # Whichever set is there (the old one, or the new one if both writes happened), its rows are its own.

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from support.killed_writer import KilledAfterPuts
 
 from astromined.features.engineering import FEATURE_TABLE_COLUMNS, NORMALIZED_REFLECTANCE
 from astromined.features.training_set import (
@@ -287,22 +288,6 @@ def test_build_training_set_names_missing_catalog_columns(dropped):
         build_training_set(features, labels)
 
 
-class _KilledAfterPuts:
-    """A local store whose writer is 'killed' (raises) on the put after the first ``allowed`` ones."""
-
-    def __init__(self, store, allowed: int):
-        self._store, self._allowed = store, allowed
-
-    def __getattr__(self, name):
-        return getattr(self._store, name)
-
-    def put_bytes(self, key, data):
-        if self._allowed == 0:
-            raise KeyboardInterrupt(f"killed before writing {key}")
-        self._allowed -= 1
-        self._store.put_bytes(key, data)
-
-
 @pytest.mark.fault(
     "kill", "writer killed at every write of the training set: table, manifest and reference stay together"
 )
@@ -324,7 +309,7 @@ def test_a_killed_training_set_write_never_mixes_table_and_manifest(tmp_path, al
     save_training_set(store, "training/set.parquet", old, {"partitions": ["2026-01-01"]}, old_reference)
     with contextlib.suppress(KeyboardInterrupt):
         save_training_set(
-            _KilledAfterPuts(store, allowed),
+            KilledAfterPuts(store, allowed),
             "training/set.parquet",
             new,
             {"partitions": ["2026-01-02"]},
