@@ -337,7 +337,8 @@ def test_deleting_a_namespace_stops_its_pods(cluster, clients):
     pid = cluster.container_pid("scratch", pod.metadata.name)
     clients.core.delete_namespace("scratch")
     cluster.wait_for(lambda: not _alive(pid), timeout=30)
-    assert cluster.pods("scratch") == [] and cluster.jobs("scratch") == []
+    # The simulator reaps the process and then removes the pod, like a kubelet: asynchronously.
+    cluster.wait_for(lambda: cluster.pods("scratch") == [] and cluster.jobs("scratch") == [], timeout=30)
     with pytest.raises(ApiException) as forbidden:
         clients.core.delete_namespace("default")
     assert forbidden.value.status == 403
