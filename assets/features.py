@@ -1,5 +1,7 @@
 """asteroid_features[day] and training_set: per-asteroid features and the labelled rolling window."""
 
+import datetime as dt
+
 import dagster as dg
 import numpy as np
 
@@ -13,15 +15,22 @@ from astromined.features.engineering import (
 )
 from astromined.features.reference_stats import ReferenceStatistics
 from astromined.features.training_set import (
-    PER_DAY_ROW_BUDGET,
+    LOOK_ROW_BUDGET,
     build_training_set,
     combine_days,
-    per_day_train_rows,
+    look_rows_plan,
+    observation_looks,
     save_training_set,
+    train_look_rows,
 )
 from astromined.features.validation import ValidationReport, validate_features, validate_training_set
 from astromined.lake_layout import CALIBRATION_VERSION, UNKNOWN_CALIBRATION
-from astromined.storage import read_arrow_columns, read_parquet, read_parquet_metadata, write_parquet
+from astromined.storage import (
+    read_arrow_columns,
+    read_parquet,
+    read_parquet_metadata,
+    write_parquet,
+)
 from resources import LakeResource, LandingZoneResource
 
 FINITE_INPUTS = "model_inputs_finite"
@@ -101,9 +110,11 @@ def asteroid_features(
 
 class TrainingSetConfig(dg.Config):
     window_days: int = 7
-    # Most per-day train rows (one per train asteroid and day that saw it) stored for candidate_model;
-    # a window over it keeps only the combined rows; 0 never stores them (features/training_set.py).
-    per_day_row_budget: int = PER_DAY_ROW_BUDGET
+    # Most look rows (one per look at a train asteroid) stored for candidate_model; a window over it
+    # keeps only the combined rows; 0 never stores them (features/training_set.py).
+    look_row_budget: int = LOOK_ROW_BUDGET
+    # What one look is: "observation" (from the raw observations) or "day" (that day's feature row).
+    look_unit: str = "observation"
 
 
 @dg.asset(
@@ -113,7 +124,9 @@ class TrainingSetConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec(TRAINING_SCHEMA, asset="training_set", blocking=True)],
     description="Labelled asteroids from the latest `window_days` feature partitions, split by asteroid id "
     "into train / validation / holdout; stored with the reference statistics of the window's daily rows "
-    "(what each model trained on it judges drift against).",
+    "(what each model trained on it judges drift against), and with the look rows candidate_model trains "
+    "on: one per observation of a train asteroid, re-read from the window's raw partitions, within "
+    "`look_row_budget`.",
 )
 def training_set(
     context: dg.AssetExecutionContext,
@@ -133,25 +146,40 @@ def training_set(
     # What drift is judged against: the daily rows themselves, not the (multi-day averaged) training set.
     reference = ReferenceStatistics.from_frames(daily)
     table = build_training_set(combined, landing_zone.survey_catalog())
-    try:
-        per_day, per_day_note = per_day_train_rows(daily, days, table, config.per_day_row_budget)
-    except ValueError as exc:
-        raise dg.Failure(description=f"training_set: {exc}") from exc
-    del daily
-    context.log.info(f"per-day train rows: {per_day_note}")
     calibrations = {
         day: read_parquet_metadata(store, lake_layout.asteroid_features(day)).get(
             CALIBRATION_VERSION, UNKNOWN_CALIBRATION
         )
         for day in days
     }
+    try:
+        look_note = look_rows_plan(daily, days, table, config.look_unit, config.look_row_budget)
+    except ValueError as exc:
+        raise dg.Failure(description=f"training_set: {exc}") from exc
+    looks = None
+    if look_note is None and config.look_unit == "observation":
+        train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
+        looks, look_note = observation_looks(
+            store,
+            days,
+            calibrations,
+            train_ids,
+            lambda day: landing_zone.fleet_calibration(dt.date.fromisoformat(day)),
+        )
+    elif look_note is None:
+        looks = daily
+    look_rows = None
+    if looks is not None:
+        look_rows, look_note = train_look_rows(looks, days, table, config.look_unit)
+    del daily, looks
+    context.log.info(f"look rows: {look_note}")
     save_training_set(
         store,
         lake_layout.TRAINING_SET,
         table,
         {"partitions": days, "calibration_versions": calibrations},
         reference,
-        per_day,
+        look_rows,
     )
     splits = table["split"].value_counts().to_dict()
     yield dg.MaterializeResult(
@@ -164,8 +192,8 @@ def training_set(
             "labelled_fraction": len(table) / max(len(combined), 1),
             "class_counts": dg.MetadataValue.json(table["complex"].value_counts().to_dict()),
             **{f"rows_{name}": int(splits.get(name, 0)) for name in ("train", "validation", "holdout")},
-            "per_day_train_rows": 0 if per_day is None else len(per_day),
-            "per_day_train": per_day_note,
+            "look_rows": 0 if look_rows is None else len(look_rows.rows),
+            "look_rows_note": look_note,
             "features": dg.MetadataValue.json(MODEL_FEATURES),
         }
     )

@@ -11,7 +11,7 @@ from astromined.environment import code_version
 from astromined.features.engineering import MODEL_FEATURES, model_inputs
 from astromined.features.training_set import (
     combine_days,
-    load_per_day_train,
+    load_look_rows,
     load_training_manifest,
     load_training_reference,
 )
@@ -68,10 +68,11 @@ class CandidateConfig(dg.Config):
     # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match. Data-parallel
     # training trains one network: set ensemble_members=1 with it (anything else fails, naming both).
     workers: int = 1
-    # Train on the training set's per-day train rows (one per train asteroid and day that saw it) when it
-    # has them, instead of one combined row per asteroid; validation stays on the combined rows, as
-    # model_evaluation's holdout and baseline do (features/training_set.py, BENCHMARKS.md model quality).
-    per_day_rows: bool = True
+    # Train on the training set's look rows (one per look at a train asteroid: per observation, or per
+    # day) when it has them, instead of one combined row per asteroid; validation stays on the combined
+    # rows, as model_evaluation's holdout and baseline do (features/training_set.py, BENCHMARKS.md model
+    # quality).
+    look_rows: bool = True
 
 
 @dg.asset(
@@ -93,11 +94,11 @@ def candidate_model(
     # with it: a retrain does not re-read the window. Read first: a set without one fails before training.
     reference = load_training_reference(store, lake_layout.TRAINING_SET)
     try:
-        per_day = load_per_day_train(store, training_manifest) if config.per_day_rows else None
+        looks = load_look_rows(store, training_manifest) if config.look_rows else None
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    train_rows_kind = "per asteroid and day" if per_day is not None else "per asteroid"
-    train = split_arrays(table if per_day is None else per_day, "train")
+    train_rows_kind = looks.kind if looks is not None else "per asteroid"
+    train = split_arrays(table if looks is None else looks.rows, "train")
     validation = split_arrays(table, "validation")
     device = compute.device()
     context.log.info(

@@ -2,7 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
-                                                     [--pooled] [--combined-rows]
+                                                     [--pooled] [--combined-rows] [--look-unit day]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -14,9 +14,9 @@ TrainingSetConfig.window_days). On it, side by side:
   baseline   astromined.ml.evaluate.baseline_metrics (StandardScaler + LogisticRegression, train split),
   candidate  the network as candidate_model trains it: default ArchitectureConfig over MODEL_FEATURES and
              the default CandidateConfig → TrainConfig (an ensemble of 3 merged into one network), on the
-             rows it trains on (a window of 2+ days: the training set's per-day train rows, one per train
-             asteroid and day, within TrainingSetConfig's row budget), so the numbers are those of
-             `make run` (one day) and of production's 7-day window,
+             rows it trains on (the training set's look rows: one per observation of a train asteroid,
+             within TrainingSetConfig's row budget; ``--look-unit day``: one per asteroid and day), so the
+             numbers are those of `make run` (one day) and of production's 7-day window,
   single     the same with ensemble_members=1 (one network, the candidate before the ensemble), to compare,
 each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and
 seed: macro-F1, the margin over the baseline and the holdout errors; then, per network, the margin's min /
@@ -29,10 +29,9 @@ asteroid keeps its split on every day, so no holdout asteroid is trained on) and
 holdout, beside the one-day networks. It answers whether a network that loses on a day is short of labelled
 data (the pooled network does better on the same holdout) or at the limit of the measurements.
 
-``--combined-rows`` (with ``--window`` > 1) also trains each network on the window's combined rows, one
-per train asteroid with its days averaged: the candidate before it trained on per-day rows, to compare.
-The baseline always trains on the combined rows, as model_evaluation's does (on per-day rows it does
-worse: BENCHMARKS.md).
+``--combined-rows`` also trains each network on the window's combined rows, one per train asteroid with
+its looks combined: the candidate before it trained on look rows, to compare. The baseline always trains
+on the combined rows, as model_evaluation's does (on per-day rows it does worse: BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ from assets.models import CandidateConfig  # noqa: E402
 from astromined import lake_layout  # noqa: E402
 from astromined.environment import load_settings  # noqa: E402
 from astromined.features.engineering import MODEL_FEATURES  # noqa: E402
-from astromined.features.training_set import load_per_day_train, load_training_manifest  # noqa: E402
+from astromined.features.training_set import load_look_rows, load_training_manifest  # noqa: E402
 from astromined.ml.dataset import SplitArrays, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
@@ -98,10 +97,10 @@ NETWORKS = {
 }
 
 
-def build_training_set(day: str, window: int, state_dir: Path, population: int):
+def build_training_set(day: str, window: int, state_dir: Path, population: int, look_unit: str):
     """The training set of the `window` days ending on `day` of the population simulated with seed
-    ``population``, built by the assets (window_days=window): (train, validation, holdout, combined
-    train). ``train`` is what candidate_model trains on: the per-day train rows where the training set
+    ``population``, built by the assets (window_days=window, look_unit): (train, validation, holdout,
+    combined train). ``train`` is what candidate_model trains on: the look rows where the training set
     has them, else the combined train split (the fourth item, which the baseline trains on)."""
     settings = load_settings(
         {
@@ -121,7 +120,11 @@ def build_training_set(day: str, window: int, state_dir: Path, population: int):
         for k in range(window - 1, -1, -1)
     ]
     steps.append(
-        ([assets.features.training_set], None, {"ops": {"training_set": {"config": {"window_days": window}}}})
+        (
+            [assets.features.training_set],
+            None,
+            {"ops": {"training_set": {"config": {"window_days": window, "look_unit": look_unit}}}},
+        )
     )
     with dg.instance_for_test() as instance:
         for selection, partition, run_config in steps:
@@ -136,9 +139,9 @@ def build_training_set(day: str, window: int, state_dir: Path, population: int):
             assert result.success, f"building the training set for {day} failed"
     store = resources["lake"].store()
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    per_day = load_per_day_train(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    looks = load_look_rows(store, load_training_manifest(store, lake_layout.TRAINING_SET))
     combined_train = split_arrays(table, "train")
-    train = combined_train if per_day is None else split_arrays(per_day, "train")
+    train = combined_train if looks is None else split_arrays(looks.rows, "train")
     return train, split_arrays(table, "validation"), split_arrays(table, "holdout"), combined_train
 
 
@@ -185,7 +188,13 @@ def main() -> int:
     parser.add_argument(
         "--combined-rows",
         action="store_true",
-        help="with --window > 1: also train on one combined row per asteroid (see the docstring)",
+        help="also train on one combined row per asteroid (see the docstring)",
+    )
+    parser.add_argument(
+        "--look-unit",
+        default="observation",
+        choices=["observation", "day"],
+        help="TrainingSetConfig.look_unit: what one train row of the candidate is (default: production's)",
     )
     parser.add_argument(
         "--pooled",
@@ -193,8 +202,6 @@ def main() -> int:
         help="also train on all --days' labels of the population (the data headroom; see the docstring)",
     )
     args = parser.parse_args()
-    if args.combined_rows and args.window < 2:
-        parser.error("--combined-rows needs --window of 2 or more")
     days = [d.strip() for d in args.days.split(",") if d.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     populations = [int(p) for p in args.populations.split(",") if p.strip()]
@@ -203,7 +210,7 @@ def main() -> int:
     print(
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, python "
         f"{platform.python_version()}, torch {torch.__version__}; scale default; window {args.window} "
-        f"day(s); populations {populations}; training seeds {seeds}"
+        f"day(s), look unit {args.look_unit}; populations {populations}; training seeds {seeds}"
         + (f"; pooled over {len(days)} days" if args.pooled else "")
     )
     rows = list(networks)
@@ -222,7 +229,7 @@ def main() -> int:
             sets, combined_train = {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
-                built = build_training_set(day, args.window, state, population)
+                built = build_training_set(day, args.window, state, population, args.look_unit)
                 shutil.rmtree(state, ignore_errors=True)
                 sets[day], combined_train[day] = built[:3], built[3]
             pooled: dict[str, list] = {}

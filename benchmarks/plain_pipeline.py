@@ -76,11 +76,13 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     from astromined.features.training_set import (
         build_training_set,
         combine_days,
-        load_per_day_train,
+        load_look_rows,
         load_training_manifest,
         load_training_reference,
-        per_day_train_rows,
+        look_rows_plan,
+        observation_looks,
         save_training_set,
+        train_look_rows,
     )
     from astromined.features.validation import validate_features, validate_training_set
     from astromined.ml.champion import evaluate_champion
@@ -175,21 +177,33 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         combined = combine_days(daily)
         reference = ReferenceStatistics.from_frames(daily)
         table = build_training_set(combined, read_parquet(landing, "catalog/survey_labels.parquet"))
-        per_day, _ = per_day_train_rows(daily, days, table)  # TrainingSetConfig's default budget
-        del daily
         versions = {
             d: read_parquet_metadata(lake, lake_layout.asteroid_features(d)).get(
                 lake_layout.CALIBRATION_VERSION, lake_layout.UNKNOWN_CALIBRATION
             )
             for d in days
         }
+        # TrainingSetConfig's defaults: one row per observation, within the default budget.
+        look_rows = None
+        if look_rows_plan(daily, days, table) is None:
+            train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
+            looks, _ = observation_looks(
+                lake,
+                days,
+                versions,
+                train_ids,
+                lambda d: select_for_day(calibrations, dt.date.fromisoformat(d)),
+            )
+            if looks is not None:
+                look_rows, _ = train_look_rows(looks, days, table, "observation")
+        del daily
         save_training_set(
             lake,
             lake_layout.TRAINING_SET,
             table,
             {"partitions": days, "calibration_versions": versions},
             reference,
-            per_day,
+            look_rows,
         )
         report = validate_training_set(table)
         if not report.passed:
@@ -198,8 +212,8 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     with clock.stage("train"):
         table = read_parquet(lake, lake_layout.TRAINING_SET)
         manifest = load_training_manifest(lake, lake_layout.TRAINING_SET)
-        per_day = load_per_day_train(lake, manifest)  # CandidateConfig.per_day_rows
-        train = split_arrays(table if per_day is None else per_day, "train")
+        looks = load_look_rows(lake, manifest)  # CandidateConfig.look_rows
+        train = split_arrays(table if looks is None else looks.rows, "train")
         validation = split_arrays(table, "validation")
         architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
         result = train_model(
@@ -226,7 +240,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 "training_partitions": manifest["partitions"],
                 "calibration_versions": manifest.get("calibration_versions", {}),
                 "train_rows": len(train),
-                "train_rows_kind": "per asteroid" if per_day is None else "per asteroid and day",
+                "train_rows_kind": "per asteroid" if looks is None else looks.kind,
                 "validation_rows": len(validation),
                 "device": str(device),
             },

@@ -218,8 +218,39 @@ def aggregate_by_asteroid(observations: Observations, calibration: FleetCalibrat
     return table.astype(_INT_COLUMNS)[FEATURE_TABLE_COLUMNS]
 
 
+def features_per_look(observations: Observations, calibration: FleetCalibration) -> pd.DataFrame:
+    """One feature row per observation (a "look"), in the input's order, with the real ``asteroid_id``.
+
+    ``aggregate_by_asteroid`` with each observation under its own key: the same calibration, medians (of
+    one value) and spectral shape, so the row of an asteroid looked at once is exactly its asteroid row.
+    ``n_observations`` and ``n_satellites`` are 1. A look that lacks a measurement has NaN where its
+    asteroid row, whose medians skip it, may not (``model_inputs`` names such rows).
+    """
+    frame = _input_frame(observations)
+    ids = frame["asteroid_id"].to_numpy()
+    keyed = frame.with_columns(pl.int_range(0, frame.height, dtype=pl.Int64).alias("asteroid_id"))
+    looks = aggregate_by_asteroid(keyed.to_arrow(), calibration)
+    looks["asteroid_id"] = ids[looks["asteroid_id"].to_numpy()].astype(looks["asteroid_id"].dtype)
+    return looks
+
+
 def model_inputs(features: pd.DataFrame) -> np.ndarray:
-    """The model's input matrix (float32, columns = MODEL_FEATURES) from a feature table."""
+    """The model's input matrix (float32, columns = MODEL_FEATURES) from a feature table; a ValueError
+    names rows whose inputs are not all finite."""
+    matrix = _input_matrix(features)
+    if not np.all(np.isfinite(matrix)):
+        bad_rows = np.flatnonzero(~np.all(np.isfinite(matrix), axis=1))
+        ids = features["asteroid_id"].to_numpy()[bad_rows[:5]].tolist()
+        raise ValueError(f"non-finite model inputs for {len(bad_rows)} asteroid(s), e.g. asteroid_id {ids}")
+    return matrix
+
+
+def finite_model_inputs(features: pd.DataFrame) -> np.ndarray:
+    """Per row of ``features``: are all its model inputs finite (what ``model_inputs`` requires)?"""
+    return np.all(np.isfinite(_input_matrix(features)), axis=1)
+
+
+def _input_matrix(features: pd.DataFrame) -> np.ndarray:
     inputs = pd.DataFrame(index=features.index)
     for column in NORMALIZED_REFLECTANCE:
         inputs[column] = features[column]
@@ -234,9 +265,4 @@ def model_inputs(features: pd.DataFrame) -> np.ndarray:
         np.clip(features["rotation_period_h"].to_numpy(np.float64), 1e-2, None)
     )
     inputs["lightcurve_amplitude_mag"] = features["lightcurve_amplitude_mag"]
-    matrix = inputs[MODEL_FEATURES].to_numpy(np.float32)
-    if not np.all(np.isfinite(matrix)):
-        bad_rows = np.flatnonzero(~np.all(np.isfinite(matrix), axis=1))
-        ids = features["asteroid_id"].to_numpy()[bad_rows[:5]].tolist()
-        raise ValueError(f"non-finite model inputs for {len(bad_rows)} asteroid(s), e.g. asteroid_id {ids}")
-    return matrix
+    return inputs[MODEL_FEATURES].to_numpy(np.float32)

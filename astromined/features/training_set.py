@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from astromined.features.engineering import FEATURE_TABLE_COLUMNS
+from astromined import lake_layout
+from astromined.calibration import FleetCalibration
+from astromined.features.engineering import (
+    FEATURE_TABLE_COLUMNS,
+    INPUT_COLUMNS,
+    features_per_look,
+    finite_model_inputs,
+)
 from astromined.features.reference_stats import ReferenceStatistics
 from astromined.storage import (
     BlobNotFoundError,
     BlobStore,
+    read_arrow_columns,
     read_parquet,
     read_parquet_metadata,
     write_parquet,
@@ -111,55 +123,148 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataF
     return joined.reset_index(drop=True)
 
 
-# Per-day train rows: the candidate trains on every day's look at a train asteroid, not only on their
-# combined row. On 7-day windows at the default scale (~2,800 train asteroids, each seen on ~4 days) that
-# beat the baseline on 56 of 56 (population, day) cases against 50 with the combined rows, for ~3x the
-# training time (BENCHMARKS.md, model quality). Above the budget (at full scale every asteroid is seen
-# every day: 7x the rows) labels are plentiful and the combined rows are kept.
-PER_DAY_ROW_BUDGET = 50_000
-# How long a superseded per-day object is kept: a reader that loaded the previous manifest a moment ago,
-# or a concurrent writer between its two writes, still finds its object.
-PER_DAY_GRACE_S = 3600.0
+# Look rows: the candidate trains on every look at a train asteroid, not only on its combined row. Each
+# look is an independent noisy measurement of the asteroid. The unit of a look:
+# - "observation": one row per observation, built from the raw observations (features_per_look). On a
+#   one-day window at the default scale (~1,700 train asteroids, 1.6 looks each) it cut the candidate's
+#   holdout errors by 6 % and its losses to the baseline from 22 to 11 of 168 (case, training seed)
+#   pairs, for ~1.4x the training time (BENCHMARKS.md, model quality);
+# - "day": one row per asteroid and day, that day's feature row (56 of 56 cases on 7-day windows, 50
+#   with the combined rows, for ~3x the training time).
+# Above the budget (at full scale every asteroid is seen every day, many times) labels are plentiful and
+# the combined rows are kept.
+LOOK_UNITS = ("observation", "day")
+LOOK_ROW_BUDGET = 50_000
+# How long a superseded look-rows object is kept: a reader that loaded the previous manifest a moment
+# ago, or a concurrent writer between its two writes, still finds its object.
+LOOK_ROWS_GRACE_S = 3600.0
+# The `day` of a train asteroid's combined row, used when none of its looks has finite model inputs.
+COMBINED_DAY = "combined"
+_LABELS = ["asteroid_id", "complex", "metal_richness", "split"]
 
 
-def per_day_train_rows(
-    daily: list[pd.DataFrame], days: list[str], table: pd.DataFrame, budget: int = PER_DAY_ROW_BUDGET
-) -> tuple[pd.DataFrame | None, str]:
-    """One row per train-split asteroid of ``table`` AND day of the window that observed it: that day's
-    own feature row (each day is an independent noisy measurement of the asteroid) with the asteroid's
-    labels, a ``day`` column, oldest day first and by id within a day.
+@dataclasses.dataclass(frozen=True)
+class LookRows:
+    """Train rows of the training set, one per look (``unit``) at a train asteroid, with its labels and a
+    ``day`` column."""
 
-    Returns ``(rows, why)``; ``rows`` is None, and ``why`` says so, when the per-day rows would add
-    nothing (a one-day window: they are the combined rows) or would exceed ``budget`` rows (0: never).
-    Counted before anything is copied, so a window over the budget costs one ``isin`` per day.
-    """
+    rows: pd.DataFrame
+    unit: str
+
+    @property
+    def kind(self) -> str:
+        """What one train row is, as the candidate's metadata and the run summary say it."""
+        return "per look" if self.unit == "observation" else "per asteroid and day"
+
+
+def look_rows_plan(
+    daily: list[pd.DataFrame],
+    days: list[str],
+    table: pd.DataFrame,
+    unit: str = "observation",
+    budget: int = LOOK_ROW_BUDGET,
+) -> str | None:
+    """Why the window gets no look rows, or None when it does: counted from the daily feature tables
+    (``n_observations`` of each train asteroid's row, or one per row for ``"day"``) before anything is
+    read or copied, so a window over the budget costs one ``isin`` per day."""
     if len(daily) != len(days):
         raise ValueError(f"{len(daily)} feature table(s) for {len(days)} day(s)")
     if budget < 0:
-        raise ValueError(f"per_day_row_budget must be 0 (off) or more, not {budget}")
-    if len(days) < 2:
-        return None, "one-day window: the per-day rows are the combined rows"
-    labels = table.loc[table["split"] == "train", ["asteroid_id", "complex", "metal_richness", "split"]]
-    train_ids = labels["asteroid_id"].to_numpy()
-    observed = [np.isin(frame["asteroid_id"].to_numpy(), train_ids) for frame in daily]
-    count = int(sum(mask.sum() for mask in observed))
+        raise ValueError(f"look_row_budget must be 0 (off) or more, not {budget}")
+    if unit not in LOOK_UNITS:
+        raise ValueError(f"look_unit must be one of {list(LOOK_UNITS)}, not {unit!r}")
+    if unit == "day" and len(days) < 2:
+        return "one-day window: its per-day rows are the combined rows"
+    train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
+    count = 0
+    for frame in daily:
+        seen = np.isin(frame["asteroid_id"].to_numpy(), train_ids)
+        looks = frame["n_observations"].to_numpy()[seen] if unit == "observation" else seen[seen]
+        count += int(looks.sum())
     if count > budget:
-        return None, (
-            f"{count} per-day train rows exceed the budget of {budget} "
-            "(TrainingSetConfig.per_day_row_budget): the candidate trains on the combined rows"
+        return (
+            f"{count} train looks ({unit}) exceed the budget of {budget} "
+            "(TrainingSetConfig.look_row_budget): the candidate trains on the combined rows"
         )
-    parts = []
-    for day, frame, mask in zip(days, daily, observed, strict=True):
-        part = frame.loc[mask, FEATURE_TABLE_COLUMNS].merge(labels, on="asteroid_id", how="inner")
+    return None
+
+
+def train_look_rows(
+    looks: list[pd.DataFrame], days: list[str], table: pd.DataFrame, unit: str
+) -> tuple[LookRows, str]:
+    """The look rows of ``table``'s train asteroids from each day's ``looks`` (rows of feature columns:
+    ``features_per_look`` of the day's observations for ``"observation"``, the day's feature table for
+    ``"day"``), oldest day first and by id within a day, with the asteroid's labels and a ``day`` column.
+
+    A look whose model inputs are not all finite (an observation lacking a measurement that its
+    asteroid's medians skip) is left out; a train asteroid left with no look trains on its combined row
+    (``day`` = COMBINED_DAY). Returns the rows and a note that counts both."""
+    if len(looks) != len(days):
+        raise ValueError(f"{len(looks)} look table(s) for {len(days)} day(s)")
+    labels = table.loc[table["split"] == "train", _LABELS]
+    parts, left_out = [], 0
+    for day, frame in zip(days, looks, strict=True):
+        part = frame.loc[frame["asteroid_id"].isin(labels["asteroid_id"]), FEATURE_TABLE_COLUMNS]
+        finite = finite_model_inputs(part) if len(part) else np.ones(0, dtype=bool)
+        left_out += int((~finite).sum())
+        # By id (a stable sort keeps each asteroid's looks in their order): what the candidate trains on,
+        # and so the model, does not depend on the order the day's downlinks arrived in.
+        part = part.loc[finite].sort_values("asteroid_id", kind="stable")
+        part = part.merge(labels, on="asteroid_id", how="inner")
         part.insert(len(part.columns), "day", day)
         parts.append(part)
     rows = pd.concat(parts, ignore_index=True)
-    return rows, f"{len(rows)} per-day train rows over {len(days)} days"
+    lookless = labels.loc[~labels["asteroid_id"].isin(rows["asteroid_id"])]
+    if len(lookless):
+        combined = table.loc[
+            table["asteroid_id"].isin(lookless["asteroid_id"]), FEATURE_TABLE_COLUMNS + _LABELS[1:]
+        ]
+        rows = pd.concat([rows, combined.assign(day=COMBINED_DAY)], ignore_index=True)
+    note = f"{len(rows)} train rows, one per {unit}, over {len(days)} day(s)"
+    if left_out:
+        note += (
+            f"; {left_out} look(s) without finite model inputs left out, {len(lookless)} asteroid(s) "
+            "with no other look train on their combined row"
+        )
+    return LookRows(rows, unit), note
 
 
-def per_day_prefix(key: str) -> str:
-    """Where the per-day train rows of the training set at ``key`` live, one object per write."""
-    return f"{key.removesuffix('.parquet')}_per_day_train/"
+def observation_looks(
+    store: BlobStore,
+    days: list[str],
+    calibrations: dict[str, str],
+    train_ids: np.ndarray,
+    calibration_for: Callable[[str], FleetCalibration],
+) -> tuple[list[pd.DataFrame] | None, str | None]:
+    """Each day's looks at ``train_ids``: ``features_per_look`` of the day's raw observations in the
+    lake, under the calibration its feature partition was computed with (``calibrations``, by day).
+    Returns None and why instead when the window has to train without them: a raw partition that is gone
+    or unreadable, or a day whose calibration (``calibration_for``) changed since its features."""
+    looks = []
+    for day in days:
+        calibration = calibration_for(day)
+        if str(calibration.version) != calibrations[day]:
+            return None, (
+                f"asteroid_features[{day}] was computed with calibration {calibrations[day]}, the landing "
+                f"zone now has {calibration.version} for that day: re-materialize asteroid_features[{day}] "
+                "to train on its looks; the candidate trains on the combined rows"
+            )
+        try:
+            observations = read_arrow_columns(store, lake_layout.raw_observations(day), INPUT_COLUMNS)
+        except (BlobNotFoundError, ValueError) as exc:
+            return (
+                None,
+                f"raw_telemetry[{day}] cannot be read ({exc}): the candidate trains on the combined rows",
+            )
+        ids = observations["asteroid_id"]
+        seen = pc.is_in(ids, value_set=pa.array(train_ids, ids.type))
+        looks.append(features_per_look(observations.filter(seen), calibration))
+    return looks, None
+
+
+def look_rows_prefix(key: str) -> str:
+    """Where the look rows of the training set at ``key`` live, one object per write."""
+    return f"{key.removesuffix('.parquet')}_look_rows/"
 
 
 MANIFEST_METADATA_KEY = "training_manifest"
@@ -172,7 +277,7 @@ def save_training_set(
     table: pd.DataFrame,
     manifest: dict[str, Any],
     reference: ReferenceStatistics,
-    per_day: pd.DataFrame | None = None,
+    look_rows: LookRows | None = None,
     now: float | None = None,
 ) -> int:
     """Write the table, its manifest (partitions, calibration versions) and the reference statistics of
@@ -184,42 +289,45 @@ def save_training_set(
     this set) belongs to the data, not the model: computed here, from the frames the window was built
     from, a retrain after a change to the model code does not re-read and re-summarize the window.
 
-    ``per_day`` (``per_day_train_rows``) is written first, to a key of its own that the manifest names
-    (``per_day_train``): a reader always finds the rows its manifest names, and a writer killed between
-    the two writes leaves only an unreferenced object. Superseded per-day objects older than
-    ``PER_DAY_GRACE_S`` are deleted after the table is written."""
+    ``look_rows`` (``train_look_rows``) is written first, to a key of its own that the manifest names
+    (``look_rows``): a reader always finds the rows its manifest names, and a writer killed between the
+    two writes leaves only an unreferenced object. Superseded look-rows objects older than
+    ``LOOK_ROWS_GRACE_S`` are deleted after the table is written."""
     manifest = dict(manifest)
-    manifest["per_day_train"] = None
-    if per_day is not None:
-        per_day_key = f"{per_day_prefix(key)}{uuid.uuid4().hex}.parquet"
-        write_parquet(store, per_day_key, per_day)
-        manifest["per_day_train"] = {"key": per_day_key, "rows": len(per_day)}
+    manifest["look_rows"] = None
+    if look_rows is not None:
+        look_key = f"{look_rows_prefix(key)}{uuid.uuid4().hex}.parquet"
+        write_parquet(store, look_key, look_rows.rows)
+        manifest["look_rows"] = {"key": look_key, "rows": len(look_rows.rows), "unit": look_rows.unit}
     metadata = {MANIFEST_METADATA_KEY: json.dumps(manifest), REFERENCE_METADATA_KEY: reference.to_json()}
     size = write_parquet(store, key, table, metadata=metadata)
-    current = manifest["per_day_train"]["key"] if per_day is not None else None
+    current = manifest["look_rows"]["key"] if look_rows is not None else None
     now = time.time() if now is None else now
-    for stale in store.list_keys(per_day_prefix(key)):
+    for stale in store.list_keys(look_rows_prefix(key)):
         if stale == current:
             continue
         try:
-            if now - store.modified_at(stale) > PER_DAY_GRACE_S:
+            if now - store.modified_at(stale) > LOOK_ROWS_GRACE_S:
                 store.delete(stale)
         except BlobNotFoundError:
             continue  # a concurrent writer removed it first
     return size
 
 
-def load_per_day_train(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFrame | None:
-    """The per-day train rows the manifest names, or None when it names none (a one-day window, a window
-    over the row budget, or a training set written before they existed)."""
-    entry = manifest.get("per_day_train")
+def load_look_rows(store: BlobStore, manifest: dict[str, Any]) -> LookRows | None:
+    """The look rows the manifest names, or None when it names none (a window over the row budget, or a
+    training set written before they existed). A set written with per-day rows only (``per_day_train``)
+    reads as unit ``"day"``."""
+    entry = manifest.get("look_rows")
+    if entry is None and manifest.get("per_day_train"):
+        entry = dict(manifest["per_day_train"], unit="day")
     if not entry:
         return None
     try:
         rows = read_parquet(store, entry["key"])
     except BlobNotFoundError as exc:
         raise ValueError(
-            f"the training set names per-day train rows at {store.describe(entry['key'])}, which are gone "
+            f"the training set names look rows at {store.describe(entry['key'])}, which are gone "
             "(deleted by hand, or superseded over an hour ago): re-materialize training_set"
         ) from exc
     if len(rows) != entry["rows"]:
@@ -227,7 +335,7 @@ def load_per_day_train(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFra
             f"{store.describe(entry['key'])} holds {len(rows)} rows, the training set names {entry['rows']}: "
             "re-materialize training_set"
         )
-    return rows
+    return LookRows(rows, entry["unit"])
 
 
 def load_training_manifest(store: BlobStore, key: str) -> dict[str, Any]:

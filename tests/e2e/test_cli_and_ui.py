@@ -62,8 +62,8 @@ def test_run_prints_the_summary(first_run):
     ):
         assert f"\n{line_start}" in out, f"summary lacks the {line_start.strip()} line:\n{out}"
     assert "500 files" in out
-    # One day in the lake: the candidate trains on the training set's own rows, one per asteroid.
-    assert "train rows (per asteroid)," in out
+    # One day in the lake, within the look-row budget: the candidate trains on one row per observation.
+    assert "train rows (per look)," in out
 
 
 def test_run_is_idempotent_and_registry_commands_work(state, first_run):

@@ -22,6 +22,8 @@ from astromined.features.engineering import (
     RAW_REFLECTANCE,
     WAVELENGTHS,
     aggregate_by_asteroid,
+    features_per_look,
+    finite_model_inputs,
     model_inputs,
     observation_features,
     spectral_shape,
@@ -403,3 +405,44 @@ def test_model_inputs_reports_each_bad_asteroid():
     )
     with pytest.raises(ValueError, match=r"2 asteroid\(s\).*\[7, 9\]"):
         model_inputs(table)
+
+
+# --- features_per_look ------------------------------------------------------------------------------
+
+_spectra = st.lists(st.floats(min_value=0.05, max_value=3.0), min_size=N_BANDS, max_size=N_BANDS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    looks=st.lists(
+        st.tuples(st.integers(1, 6), st.integers(1, fleet.N_SATELLITES), _spectra, st.floats(0.05, 40.0)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_each_look_is_its_own_row_computed_as_an_asteroid_seen_once(looks):
+    obs = frame(*[observation(a, s, r, rotation_period_h=p) for a, s, r, p in looks])
+    per_look = features_per_look(obs, IDEAL)
+
+    assert list(per_look.columns) == FEATURE_TABLE_COLUMNS
+    assert per_look["asteroid_id"].tolist() == [a for a, _, _, _ in looks]  # the input's order
+    assert (per_look["n_observations"] == 1).all() and (per_look["n_satellites"] == 1).all()
+    for i in range(len(obs)):
+        alone = aggregate_by_asteroid(obs.iloc[[i]], IDEAL)
+        pd.testing.assert_frame_equal(
+            per_look.iloc[[i]].reset_index(drop=True), alone, check_exact=False, rtol=1e-12
+        )
+
+
+def test_a_look_lacking_a_measurement_is_not_finite_where_its_asteroid_row_is():
+    flat = np.ones(N_BANDS)
+    obs = frame(
+        observation(3, 1, flat, rotation_period_h=np.nan), observation(3, 2, flat, rotation_period_h=5.0)
+    )
+    per_look = features_per_look(obs, IDEAL)
+    assert finite_model_inputs(per_look).tolist() == [False, True]
+    assert finite_model_inputs(aggregate_by_asteroid(obs, IDEAL)).tolist() == [True]
+    with pytest.raises(
+        ValueError, match=r"non-finite model inputs for 1 asteroid\(s\), e.g. asteroid_id \[3\]"
+    ):
+        model_inputs(per_look)

@@ -1,6 +1,9 @@
-"""The candidate trains on one row per train asteroid and day of a multi-day window, through the assets:
-training_set stores the per-day rows within its row budget, candidate_model trains on exactly them (and
-validates on the combined rows), and either side can turn them off."""
+"""The candidate trains on every look at a train asteroid, through the assets: training_set stores the
+look rows (one per observation by default, or one per asteroid and day) within its row budget,
+candidate_model trains on exactly them (and validates on the combined rows), and either side can turn
+them off."""
+
+import datetime as dt
 
 import dagster as dg
 import numpy as np
@@ -11,10 +14,15 @@ import assets.models
 import assets.readiness
 import assets.telemetry
 from astromined import lake_layout
-from astromined.features.engineering import model_inputs
-from astromined.features.training_set import load_per_day_train, load_training_manifest, split_of
+from astromined.features.engineering import (
+    INPUT_COLUMNS,
+    features_per_look,
+    finite_model_inputs,
+    model_inputs,
+)
+from astromined.features.training_set import load_look_rows, load_training_manifest, split_of
 from astromined.ml.registry import ModelRegistry
-from astromined.storage import read_parquet
+from astromined.storage import read_arrow_columns, read_parquet
 
 DAYS = ("2026-06-01", "2026-06-02", "2026-06-03")
 FEATURES = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
@@ -37,7 +45,7 @@ def lake_with_three_days(tmp_path_factory):
     from astromined.environment import load_settings
     from resources import build_resources
 
-    state = tmp_path_factory.mktemp("per-day") / "state"
+    state = tmp_path_factory.mktemp("look-rows") / "state"
     resources = build_resources(
         load_settings({"ASTROMINED_STATE_DIR": str(state), "ASTROMINED_SCALE": "tiny"})
     )
@@ -61,10 +69,12 @@ def captured_training(monkeypatch):
     return calls
 
 
-def _train(resources, *, window_days=3, budget=None, candidate=None):
+def _train(resources, *, window_days=3, budget=None, unit=None, candidate=None):
     training_config = {"window_days": window_days}
     if budget is not None:
-        training_config["per_day_row_budget"] = budget
+        training_config["look_row_budget"] = budget
+    if unit is not None:
+        training_config["look_unit"] = unit
     ops = {
         "training_set": {"config": training_config},
         "candidate_model": {"config": {**QUICK, **(candidate or {})}},
@@ -75,24 +85,45 @@ def _train(resources, *, window_days=3, budget=None, candidate=None):
     return _metadata(result, "training_set"), _metadata(result, "candidate_model")
 
 
-def _expected_per_day(store):
+def _expected_day_rows(store, days=DAYS):
     """Every day's own row of every labelled train asteroid, recomputed from the partitions."""
     table = read_parquet(store, lake_layout.TRAINING_SET)
     train_ids = set(table.loc[table["split"] == "train", "asteroid_id"])
-    frames = [read_parquet(store, lake_layout.asteroid_features(day)) for day in DAYS]
+    frames = [read_parquet(store, lake_layout.asteroid_features(day)) for day in days]
     rows = [f.loc[f["asteroid_id"].isin(train_ids)] for f in frames]
     return rows, table
 
 
-def test_candidate_trains_on_every_days_look_at_each_train_asteroid(lake_with_three_days, captured_training):
+def _expected_observation_rows(resources, days=DAYS):
+    """Every observation of every labelled train asteroid, recomputed from the raw partitions, by id
+    within each day."""
+    store = resources["lake"].store()
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    train_ids = set(table.loc[table["split"] == "train", "asteroid_id"])
+    rows = []
+    for day in days:
+        raw = read_arrow_columns(store, lake_layout.raw_observations(day), INPUT_COLUMNS).to_pandas()
+        raw = raw.loc[raw["asteroid_id"].isin(train_ids)]
+        calibration = resources["landing_zone"].fleet_calibration(dt.date.fromisoformat(day))
+        looks = features_per_look(raw, calibration)
+        looks = looks.loc[finite_model_inputs(looks)]
+        rows.append(looks.sort_values("asteroid_id", kind="stable"))
+    return rows, table
+
+
+def test_candidate_trains_on_every_observation_of_each_train_asteroid(
+    lake_with_three_days, captured_training
+):
     store = lake_with_three_days["lake"].store()
     training, candidate = _train(lake_with_three_days)
 
-    expected_rows, table = _expected_per_day(store)
+    expected_rows, table = _expected_observation_rows(lake_with_three_days)
     n_expected = sum(len(r) for r in expected_rows)
-    assert n_expected > int((table["split"] == "train").sum()), "asteroids seen on more than one day"
-    assert training["per_day_train_rows"] == n_expected
-    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per asteroid and day")
+    per_day = sum(len(r) for r in _expected_day_rows(store)[0])
+    assert n_expected > per_day, "asteroids looked at more than once a day"
+    assert training["look_rows"] == n_expected
+    assert training["look_rows_note"] == f"{n_expected} train rows, one per observation, over 3 day(s)"
+    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per look")
 
     [call] = captured_training
     # Exactly those rows' inputs, oldest day first; validation stays on the combined rows.
@@ -103,7 +134,21 @@ def test_candidate_trains_on_every_days_look_at_each_train_asteroid(lake_with_th
 
     _, manifest = ModelRegistry(store).load(candidate["version"])
     assert manifest["lineage"]["train_rows"] == n_expected
-    assert manifest["lineage"]["train_rows_kind"] == "per asteroid and day"
+    assert manifest["lineage"]["train_rows_kind"] == "per look"
+
+
+def test_with_look_unit_day_the_candidate_trains_on_every_days_row(lake_with_three_days, captured_training):
+    store = lake_with_three_days["lake"].store()
+    training, candidate = _train(lake_with_three_days, unit="day")
+
+    expected_rows, table = _expected_day_rows(store)
+    n_expected = sum(len(r) for r in expected_rows)
+    assert n_expected > int((table["split"] == "train").sum()), "asteroids seen on more than one day"
+    assert training["look_rows"] == n_expected
+    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per asteroid and day")
+    np.testing.assert_array_equal(
+        captured_training[0]["x"], np.concatenate([model_inputs(r) for r in expected_rows])
+    )
 
 
 def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_three_days, captured_training):
@@ -112,27 +157,35 @@ def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_thr
 
     table = read_parquet(store, lake_layout.TRAINING_SET)
     combined_train = table.loc[table["split"] == "train"]
-    assert training["per_day_train_rows"] == 0
-    assert "exceed the budget of 100" in training["per_day_train"]
-    assert load_per_day_train(store, load_training_manifest(store, lake_layout.TRAINING_SET)) is None
+    assert training["look_rows"] == 0
+    assert "exceed the budget of 100" in training["look_rows_note"]
+    assert load_look_rows(store, load_training_manifest(store, lake_layout.TRAINING_SET)) is None
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (len(combined_train), "per asteroid")
     np.testing.assert_array_equal(captured_training[0]["x"], model_inputs(combined_train))
 
 
-def test_the_candidate_can_be_told_to_ignore_the_per_day_rows(lake_with_three_days, captured_training):
+def test_the_candidate_can_be_told_to_ignore_the_look_rows(lake_with_three_days, captured_training):
     store = lake_with_three_days["lake"].store()
-    training, candidate = _train(lake_with_three_days, candidate={"per_day_rows": False})
+    training, candidate = _train(lake_with_three_days, candidate={"look_rows": False})
 
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    assert training["per_day_train_rows"] > 0
+    assert training["look_rows"] > 0
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (
         int((table["split"] == "train").sum()),
         "per asteroid",
     )
 
 
-def test_a_one_day_window_trains_on_its_rows_as_before(lake_with_three_days, captured_training):
+def test_a_one_day_window_trains_on_its_observations(lake_with_three_days, captured_training):
     training, candidate = _train(lake_with_three_days, window_days=1)
-    assert training["per_day_train_rows"] == 0
-    assert training["per_day_train"].startswith("one-day window")
+    expected_rows, _ = _expected_observation_rows(lake_with_three_days, DAYS[-1:])
+    assert training["look_rows"] == len(expected_rows[0]) > training["rows_train"]
+    assert (candidate["train_rows"], candidate["train_rows_kind"]) == (len(expected_rows[0]), "per look")
+    np.testing.assert_array_equal(captured_training[0]["x"], model_inputs(expected_rows[0]))
+
+
+def test_a_one_day_window_has_no_day_rows(lake_with_three_days, captured_training):
+    training, candidate = _train(lake_with_three_days, window_days=1, unit="day")
+    assert training["look_rows"] == 0
+    assert training["look_rows_note"].startswith("one-day window")
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (training["rows_train"], "per asteroid")
