@@ -18,10 +18,8 @@ from astromined.features.training_set import (
     LOOK_ROW_BUDGET,
     build_training_set,
     combine_days,
-    look_rows_plan,
-    observation_looks,
     save_training_set,
-    train_look_rows,
+    window_look_rows,
 )
 from astromined.features.validation import ValidationReport, validate_features, validate_training_set
 from astromined.lake_layout import CALIBRATION_VERSION, UNKNOWN_CALIBRATION
@@ -153,25 +151,19 @@ def training_set(
         for day in days
     }
     try:
-        look_note = look_rows_plan(daily, days, table, config.look_unit, config.look_row_budget)
+        look_rows, look_note = window_look_rows(
+            store,
+            daily,
+            days,
+            table,
+            calibrations,
+            lambda day: landing_zone.fleet_calibration(dt.date.fromisoformat(day)),
+            config.look_unit,
+            config.look_row_budget,
+        )
     except ValueError as exc:
         raise dg.Failure(description=f"training_set: {exc}") from exc
-    looks = None
-    if look_note is None and config.look_unit == "observation":
-        train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
-        looks, look_note = observation_looks(
-            store,
-            days,
-            calibrations,
-            train_ids,
-            lambda day: landing_zone.fleet_calibration(dt.date.fromisoformat(day)),
-        )
-    elif look_note is None:
-        looks = daily
-    look_rows = None
-    if looks is not None:
-        look_rows, look_note = train_look_rows(looks, days, table, config.look_unit)
-    del daily, looks
+    del daily
     context.log.info(f"look rows: {look_note}")
     save_training_set(
         store,

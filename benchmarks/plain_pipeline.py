@@ -79,10 +79,8 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         load_look_rows,
         load_training_manifest,
         load_training_reference,
-        look_rows_plan,
-        observation_looks,
         save_training_set,
-        train_look_rows,
+        window_look_rows,
     )
     from astromined.features.validation import validate_features, validate_training_set
     from astromined.ml.champion import evaluate_champion
@@ -184,18 +182,14 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             for d in days
         }
         # TrainingSetConfig's defaults: one row per observation, within the default budget.
-        look_rows = None
-        if look_rows_plan(daily, days, table) is None:
-            train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
-            looks, _ = observation_looks(
-                lake,
-                days,
-                versions,
-                train_ids,
-                lambda d: select_for_day(calibrations, dt.date.fromisoformat(d)),
-            )
-            if looks is not None:
-                look_rows, _ = train_look_rows(looks, days, table, "observation")
+        look_rows, _ = window_look_rows(
+            lake,
+            daily,
+            days,
+            table,
+            versions,
+            lambda d: select_for_day(calibrations, dt.date.fromisoformat(d)),
+        )
         del daily
         save_training_set(
             lake,

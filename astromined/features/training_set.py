@@ -262,6 +262,32 @@ def observation_looks(
     return looks, None
 
 
+def window_look_rows(
+    store: BlobStore,
+    daily: list[pd.DataFrame],
+    days: list[str],
+    table: pd.DataFrame,
+    calibrations: dict[str, str],
+    calibration_for: Callable[[str], FleetCalibration],
+    unit: str = "observation",
+    budget: int = LOOK_ROW_BUDGET,
+) -> tuple[LookRows | None, str]:
+    """The look rows of the window (``daily``: its feature tables; ``calibrations``: the version each was
+    computed with), or None, and in both cases the note that says what was stored or why nothing was:
+    ``look_rows_plan``, then ``observation_looks`` (unit ``"observation"``) or the daily tables
+    (``"day"``), then ``train_look_rows``. A bad ``unit`` or ``budget`` raises ValueError."""
+    note = look_rows_plan(daily, days, table, unit, budget)
+    if note is not None:
+        return None, note
+    looks: list[pd.DataFrame] | None = daily
+    if unit == "observation":
+        train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
+        looks, why = observation_looks(store, days, calibrations, train_ids, calibration_for)
+        if looks is None:
+            return None, str(why)
+    return train_look_rows(looks, days, table, unit)
+
+
 def look_rows_prefix(key: str) -> str:
     """Where the look rows of the training set at ``key`` live, one object per write."""
     return f"{key.removesuffix('.parquet')}_look_rows/"
