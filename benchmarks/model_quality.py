@@ -2,7 +2,7 @@
 
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
-                                                     [--pooled] [--combined-rows] [--look-unit day]
+                                                     [--pooled] [--combined-rows] [--look-unit auto]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -14,9 +14,10 @@ TrainingSetConfig.window_days). On it, side by side:
   baseline   astromined.ml.evaluate.baseline_metrics (StandardScaler + LogisticRegression, train split),
   candidate  the network as candidate_model trains it: default ArchitectureConfig over MODEL_FEATURES and
              the default CandidateConfig → TrainConfig (an ensemble of 3 merged into one network), on the
-             rows it trains on (the training set's look rows: one per observation of a train asteroid,
-             within TrainingSetConfig's row budget; ``--look-unit day``: one per asteroid and day), so the
-             numbers are those of `make run` (one day) and of production's 7-day window,
+             rows it trains on (the training set's look rows, within TrainingSetConfig's row budget:
+             one per observation of a train asteroid on a one-day window, one per asteroid and day on
+             longer ones; ``--look-unit observation|day`` forces one), so the numbers are those of
+             `make run` (one day) and of production's 7-day window,
   single     the same with ensemble_members=1 (one network, the candidate before the ensemble), to compare,
 each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and
 seed: macro-F1, the margin over the baseline and the holdout errors; then, per network, the margin's min /
@@ -192,8 +193,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--look-unit",
-        default="observation",
-        choices=["observation", "day"],
+        default="auto",
+        choices=["auto", "observation", "day"],
         help="TrainingSetConfig.look_unit: what one train row of the candidate is (default: production's)",
     )
     parser.add_argument(

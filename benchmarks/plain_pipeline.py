@@ -181,7 +181,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             )
             for d in days
         }
-        # TrainingSetConfig's defaults: one row per observation, within the default budget.
+        # TrainingSetConfig's defaults: the "auto" look unit, within the default budget.
         look_rows, _ = window_look_rows(
             lake,
             daily,

@@ -124,16 +124,20 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataF
 
 
 # Look rows: the candidate trains on every look at a train asteroid, not only on its combined row. Each
-# look is an independent noisy measurement of the asteroid. The unit of a look:
+# look is an independent noisy measurement of the asteroid. The unit of a look (BENCHMARKS.md, model
+# quality; default-scale windows, 8 populations x 7 days):
 # - "observation": one row per observation, built from the raw observations (features_per_look). On a
-#   one-day window at the default scale (~1,700 train asteroids, 1.6 looks each) it cut the candidate's
-#   holdout errors by 6 % and its losses to the baseline from 22 to 11 of 168 (case, training seed)
-#   pairs, for ~1.4x the training time (BENCHMARKS.md, model quality);
-# - "day": one row per asteroid and day, that day's feature row (56 of 56 cases on 7-day windows, 50
-#   with the combined rows, for ~3x the training time).
+#   one-day window (~1,700 train asteroids, 1.6 looks each) it cut the candidate's holdout errors by 6 %
+#   and its losses to the baseline from 20 to 11 of 168 (case, training seed) pairs, for ~1.4x the
+#   training time;
+# - "day": one row per asteroid and day, that day's feature row. On 7-day windows it wins 56 of 56 cases
+#   (50 with the combined rows), and it beats "observation" rows there (fewer holdout errors on 29 cases,
+#   more on 16, 627 against 656 in all) for ~0.7x their training time;
+# - "auto" (the default): "observation" on windows shorter than OBSERVATION_LOOKS_BELOW_DAYS, else "day".
 # Above the budget (at full scale every asteroid is seen every day, many times) labels are plentiful and
 # the combined rows are kept.
-LOOK_UNITS = ("observation", "day")
+LOOK_UNITS = ("auto", "observation", "day")
+OBSERVATION_LOOKS_BELOW_DAYS = 2
 LOOK_ROW_BUDGET = 50_000
 # How long a superseded look-rows object is kept: a reader that loaded the previous manifest a moment
 # ago, or a concurrent writer between its two writes, still finds its object.
@@ -157,11 +161,20 @@ class LookRows:
         return "per look" if self.unit == "observation" else "per asteroid and day"
 
 
+def resolve_look_unit(unit: str, days: int) -> str:
+    """The unit of a look on a window of ``days`` days: ``unit`` itself, or what "auto" means there."""
+    if unit not in LOOK_UNITS:
+        raise ValueError(f"look_unit must be one of {list(LOOK_UNITS)}, not {unit!r}")
+    if unit != "auto":
+        return unit
+    return "observation" if days < OBSERVATION_LOOKS_BELOW_DAYS else "day"
+
+
 def look_rows_plan(
     daily: list[pd.DataFrame],
     days: list[str],
     table: pd.DataFrame,
-    unit: str = "observation",
+    unit: str = "auto",
     budget: int = LOOK_ROW_BUDGET,
 ) -> str | None:
     """Why the window gets no look rows, or None when it does: counted from the daily feature tables
@@ -171,8 +184,7 @@ def look_rows_plan(
         raise ValueError(f"{len(daily)} feature table(s) for {len(days)} day(s)")
     if budget < 0:
         raise ValueError(f"look_row_budget must be 0 (off) or more, not {budget}")
-    if unit not in LOOK_UNITS:
-        raise ValueError(f"look_unit must be one of {list(LOOK_UNITS)}, not {unit!r}")
+    unit = resolve_look_unit(unit, len(days))
     if unit == "day" and len(days) < 2:
         return "one-day window: its per-day rows are the combined rows"
     train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
@@ -201,6 +213,8 @@ def train_look_rows(
     (``day`` = COMBINED_DAY). Returns the rows and a note that counts both."""
     if len(looks) != len(days):
         raise ValueError(f"{len(looks)} look table(s) for {len(days)} day(s)")
+    if unit not in ("observation", "day"):
+        raise ValueError(f"the look rows' unit is 'observation' or 'day', not {unit!r}")
     labels = table.loc[table["split"] == "train", _LABELS]
     parts, left_out = [], 0
     for day, frame in zip(days, looks, strict=True):
@@ -269,13 +283,14 @@ def window_look_rows(
     table: pd.DataFrame,
     calibrations: dict[str, str],
     calibration_for: Callable[[str], FleetCalibration],
-    unit: str = "observation",
+    unit: str = "auto",
     budget: int = LOOK_ROW_BUDGET,
 ) -> tuple[LookRows | None, str]:
     """The look rows of the window (``daily``: its feature tables; ``calibrations``: the version each was
     computed with), or None, and in both cases the note that says what was stored or why nothing was:
-    ``look_rows_plan``, then ``observation_looks`` (unit ``"observation"``) or the daily tables
-    (``"day"``), then ``train_look_rows``. A bad ``unit`` or ``budget`` raises ValueError."""
+    ``resolve_look_unit``, ``look_rows_plan``, then ``observation_looks`` (unit ``"observation"``) or the
+    daily tables (``"day"``), then ``train_look_rows``. A bad ``unit`` or ``budget`` raises ValueError."""
+    unit = resolve_look_unit(unit, len(days))
     note = look_rows_plan(daily, days, table, unit, budget)
     if note is not None:
         return None, note

@@ -1,7 +1,7 @@
 """The candidate trains on every look at a train asteroid, through the assets: training_set stores the
-look rows (one per observation by default, or one per asteroid and day) within its row budget,
-candidate_model trains on exactly them (and validates on the combined rows), and either side can turn
-them off."""
+look rows (by default one per observation on a one-day window, one per asteroid and day on longer ones)
+within its row budget, candidate_model trains on exactly them (and validates on the combined rows), and
+either side can turn them off."""
 
 import datetime as dt
 
@@ -115,7 +115,7 @@ def test_candidate_trains_on_every_observation_of_each_train_asteroid(
     lake_with_three_days, captured_training
 ):
     store = lake_with_three_days["lake"].store()
-    training, candidate = _train(lake_with_three_days)
+    training, candidate = _train(lake_with_three_days, unit="observation")
 
     expected_rows, table = _expected_observation_rows(lake_with_three_days)
     n_expected = sum(len(r) for r in expected_rows)
@@ -137,9 +137,12 @@ def test_candidate_trains_on_every_observation_of_each_train_asteroid(
     assert manifest["lineage"]["train_rows_kind"] == "per look"
 
 
-def test_with_look_unit_day_the_candidate_trains_on_every_days_row(lake_with_three_days, captured_training):
+@pytest.mark.parametrize("unit", [None, "day"])  # None: the default, "auto"
+def test_on_a_multi_day_window_the_candidate_trains_on_every_days_row(
+    lake_with_three_days, captured_training, unit
+):
     store = lake_with_three_days["lake"].store()
-    training, candidate = _train(lake_with_three_days, unit="day")
+    training, candidate = _train(lake_with_three_days, unit=unit)
 
     expected_rows, table = _expected_day_rows(store)
     n_expected = sum(len(r) for r in expected_rows)

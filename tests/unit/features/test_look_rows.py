@@ -27,6 +27,7 @@ from astromined.features.training_set import (
     look_rows_plan,
     look_rows_prefix,
     observation_looks,
+    resolve_look_unit,
     save_training_set,
     split_of,
     train_look_rows,
@@ -104,6 +105,13 @@ def test_day_rows_are_every_days_own_row_of_every_train_asteroid(daily_ids, labe
         pd.testing.assert_frame_equal(mine[source.columns], source, check_names=False)
         assert mine["complex"].tolist() == train.loc[mine.index, "complex"].tolist()
         assert mine["metal_richness"].tolist() == train.loc[mine.index, "metal_richness"].tolist()
+
+
+@pytest.mark.parametrize("days", [1, 2, 3, 7, 30])
+def test_auto_means_observation_rows_on_a_one_day_window_and_day_rows_on_longer_ones(days):
+    assert resolve_look_unit("auto", days) == ("observation" if days == 1 else "day")
+    assert resolve_look_unit("observation", days) == "observation"
+    assert resolve_look_unit("day", days) == "day"
 
 
 def test_a_one_day_window_has_no_day_rows_but_has_observation_rows():
@@ -209,8 +217,12 @@ def test_a_negative_budget_or_an_unknown_unit_is_refused_by_name():
     days, daily, table = window([[1, 2], [2, 3]], {1, 2, 3})
     with pytest.raises(ValueError, match=r"look_row_budget must be 0 \(off\) or more, not -1"):
         look_rows_plan(daily, days, table, "day", budget=-1)
-    with pytest.raises(ValueError, match=r"look_unit must be one of \['observation', 'day'\], not 'week'"):
+    with pytest.raises(
+        ValueError, match=r"look_unit must be one of \['auto', 'observation', 'day'\], not 'week'"
+    ):
         look_rows_plan(daily, days, table, "week")
+    with pytest.raises(ValueError, match=r"the look rows' unit is 'observation' or 'day', not 'auto'"):
+        train_look_rows(daily, days, table, "auto")
 
 
 def test_frames_and_days_must_pair_up():
