@@ -112,7 +112,7 @@ class TrainingSetConfig(dg.Config):
     # keeps only the combined rows; 0 never stores them (features/training_set.py).
     look_row_budget: int = LOOK_ROW_BUDGET
     # What one look is: "observation" (from the raw observations), "day" (that day's feature row), or
-    # "auto": per observation on a one-day window, per day on longer ones (features/training_set.py).
+    # "auto": per observation on windows of 1-3 days, per day on longer ones (features/training_set.py).
     look_unit: str = "auto"
 
 
@@ -124,8 +124,8 @@ class TrainingSetConfig(dg.Config):
     description="Labelled asteroids from the latest `window_days` feature partitions, split by asteroid id "
     "into train / validation / holdout; stored with the reference statistics of the window's daily rows "
     "(what each model trained on it judges drift against), and with the look rows candidate_model trains "
-    "on, within `look_row_budget`: one per observation of a train asteroid on a one-day window (re-read "
-    "from the raw partition), one per asteroid and day on longer ones.",
+    "on, within `look_row_budget`: one per observation of a train asteroid on windows of 1-3 days "
+    "(re-read from the raw partitions), one per asteroid and day on longer ones.",
 )
 def training_set(
     context: dg.AssetExecutionContext,

@@ -15,8 +15,8 @@ TrainingSetConfig.window_days). On it, side by side:
   candidate  the network as candidate_model trains it: default ArchitectureConfig over MODEL_FEATURES and
              the default CandidateConfig → TrainConfig (an ensemble of 3 merged into one network), on the
              rows it trains on (the training set's look rows, within TrainingSetConfig's row budget:
-             one per observation of a train asteroid on a one-day window, one per asteroid and day on
-             longer ones; ``--look-unit observation|day`` forces one), so the numbers are those of
+             one per observation of a train asteroid on windows of 1-3 days, one per asteroid and day
+             on longer ones; ``--look-unit observation|day`` forces one), so the numbers are those of
              `make run` (one day) and of production's 7-day window,
   single     the same with ensemble_members=1 (one network, the candidate before the ensemble), to compare,
 each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and

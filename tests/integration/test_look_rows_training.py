@@ -1,5 +1,5 @@
 """The candidate trains on every look at a train asteroid, through the assets: training_set stores the
-look rows (by default one per observation on a one-day window, one per asteroid and day on longer ones)
+look rows (by default one per observation on windows of 1-3 days, one per asteroid and day on longer ones)
 within its row budget, candidate_model trains on exactly them (and validates on the combined rows), and
 either side can turn them off."""
 
@@ -24,7 +24,7 @@ from astromined.features.training_set import load_look_rows, load_training_manif
 from astromined.ml.registry import ModelRegistry
 from astromined.storage import read_arrow_columns, read_parquet
 
-DAYS = ("2026-06-01", "2026-06-02", "2026-06-03")
+DAYS = ("2026-06-01", "2026-06-02", "2026-06-03", "2026-06-04")
 FEATURES = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
 TRAINING = [
     assets.readiness.infrastructure_readiness,
@@ -40,8 +40,8 @@ def _metadata(result, key):
 
 
 @pytest.fixture(scope="module")
-def lake_with_three_days(tmp_path_factory):
-    """Three days of features of the tiny fleet, materialized once for the module."""
+def lake_with_four_days(tmp_path_factory):
+    """Four days of features of the tiny fleet, materialized once for the module."""
     from astromined.environment import load_settings
     from resources import build_resources
 
@@ -69,7 +69,7 @@ def captured_training(monkeypatch):
     return calls
 
 
-def _train(resources, *, window_days=3, budget=None, unit=None, candidate=None):
+def _train(resources, *, window_days=4, budget=None, unit=None, candidate=None):
     training_config = {"window_days": window_days}
     if budget is not None:
         training_config["look_row_budget"] = budget
@@ -111,18 +111,21 @@ def _expected_observation_rows(resources, days=DAYS):
     return rows, table
 
 
+# The default look unit ("auto") is one row per observation on windows of 1-3 days, per day from 4.
+@pytest.mark.parametrize(("window", "unit"), [(3, None), (4, "observation")])
 def test_candidate_trains_on_every_observation_of_each_train_asteroid(
-    lake_with_three_days, captured_training
+    lake_with_four_days, captured_training, window, unit
 ):
-    store = lake_with_three_days["lake"].store()
-    training, candidate = _train(lake_with_three_days, unit="observation")
+    store = lake_with_four_days["lake"].store()
+    training, candidate = _train(lake_with_four_days, window_days=window, unit=unit)
 
-    expected_rows, table = _expected_observation_rows(lake_with_three_days)
+    days = DAYS[-window:]
+    expected_rows, table = _expected_observation_rows(lake_with_four_days, days)
     n_expected = sum(len(r) for r in expected_rows)
-    per_day = sum(len(r) for r in _expected_day_rows(store)[0])
+    per_day = sum(len(r) for r in _expected_day_rows(store, days)[0])
     assert n_expected > per_day, "asteroids looked at more than once a day"
     assert training["look_rows"] == n_expected
-    assert training["look_rows_note"] == f"{n_expected} train rows, one per observation, over 3 day(s)"
+    assert training["look_rows_note"] == f"{n_expected} train rows, one per observation, over {window} day(s)"
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per look")
 
     [call] = captured_training
@@ -137,26 +140,25 @@ def test_candidate_trains_on_every_observation_of_each_train_asteroid(
     assert manifest["lineage"]["train_rows_kind"] == "per look"
 
 
-@pytest.mark.parametrize("unit", [None, "day"])  # None: the default, "auto"
-def test_on_a_multi_day_window_the_candidate_trains_on_every_days_row(
-    lake_with_three_days, captured_training, unit
-):
-    store = lake_with_three_days["lake"].store()
-    training, candidate = _train(lake_with_three_days, unit=unit)
+@pytest.mark.parametrize(("window", "unit"), [(4, None), (3, "day")])
+def test_the_candidate_trains_on_every_days_row(lake_with_four_days, captured_training, window, unit):
+    store = lake_with_four_days["lake"].store()
+    training, candidate = _train(lake_with_four_days, window_days=window, unit=unit)
 
-    expected_rows, table = _expected_day_rows(store)
+    expected_rows, table = _expected_day_rows(store, DAYS[-window:])
     n_expected = sum(len(r) for r in expected_rows)
     assert n_expected > int((table["split"] == "train").sum()), "asteroids seen on more than one day"
     assert training["look_rows"] == n_expected
+    assert training["look_rows_note"] == f"{n_expected} train rows, one per day, over {window} day(s)"
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per asteroid and day")
     np.testing.assert_array_equal(
         captured_training[0]["x"], np.concatenate([model_inputs(r) for r in expected_rows])
     )
 
 
-def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_three_days, captured_training):
-    store = lake_with_three_days["lake"].store()
-    training, candidate = _train(lake_with_three_days, budget=100)
+def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_four_days, captured_training):
+    store = lake_with_four_days["lake"].store()
+    training, candidate = _train(lake_with_four_days, budget=100)
 
     table = read_parquet(store, lake_layout.TRAINING_SET)
     combined_train = table.loc[table["split"] == "train"]
@@ -167,9 +169,9 @@ def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_thr
     np.testing.assert_array_equal(captured_training[0]["x"], model_inputs(combined_train))
 
 
-def test_the_candidate_can_be_told_to_ignore_the_look_rows(lake_with_three_days, captured_training):
-    store = lake_with_three_days["lake"].store()
-    training, candidate = _train(lake_with_three_days, candidate={"look_rows": False})
+def test_the_candidate_can_be_told_to_ignore_the_look_rows(lake_with_four_days, captured_training):
+    store = lake_with_four_days["lake"].store()
+    training, candidate = _train(lake_with_four_days, candidate={"look_rows": False})
 
     table = read_parquet(store, lake_layout.TRAINING_SET)
     assert training["look_rows"] > 0
@@ -179,16 +181,16 @@ def test_the_candidate_can_be_told_to_ignore_the_look_rows(lake_with_three_days,
     )
 
 
-def test_a_one_day_window_trains_on_its_observations(lake_with_three_days, captured_training):
-    training, candidate = _train(lake_with_three_days, window_days=1)
-    expected_rows, _ = _expected_observation_rows(lake_with_three_days, DAYS[-1:])
+def test_a_one_day_window_trains_on_its_observations(lake_with_four_days, captured_training):
+    training, candidate = _train(lake_with_four_days, window_days=1)
+    expected_rows, _ = _expected_observation_rows(lake_with_four_days, DAYS[-1:])
     assert training["look_rows"] == len(expected_rows[0]) > training["rows_train"]
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (len(expected_rows[0]), "per look")
     np.testing.assert_array_equal(captured_training[0]["x"], model_inputs(expected_rows[0]))
 
 
-def test_a_one_day_window_has_no_day_rows(lake_with_three_days, captured_training):
-    training, candidate = _train(lake_with_three_days, window_days=1, unit="day")
+def test_a_one_day_window_has_no_day_rows(lake_with_four_days, captured_training):
+    training, candidate = _train(lake_with_four_days, window_days=1, unit="day")
     assert training["look_rows"] == 0
     assert training["look_rows_note"].startswith("one-day window")
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (training["rows_train"], "per asteroid")

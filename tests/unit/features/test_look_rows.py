@@ -107,9 +107,9 @@ def test_day_rows_are_every_days_own_row_of_every_train_asteroid(daily_ids, labe
         assert mine["metal_richness"].tolist() == train.loc[mine.index, "metal_richness"].tolist()
 
 
-@pytest.mark.parametrize("days", [1, 2, 3, 7, 30])
-def test_auto_means_observation_rows_on_a_one_day_window_and_day_rows_on_longer_ones(days):
-    assert resolve_look_unit("auto", days) == ("observation" if days == 1 else "day")
+@pytest.mark.parametrize("days", [1, 2, 3, 4, 7, 30])
+def test_auto_means_observation_rows_on_windows_of_up_to_three_days_and_day_rows_on_longer_ones(days):
+    assert resolve_look_unit("auto", days) == ("observation" if days <= 3 else "day")
     assert resolve_look_unit("observation", days) == "observation"
     assert resolve_look_unit("day", days) == "day"
 
