@@ -222,8 +222,8 @@ def train_look_rows(
         part = frame.loc[frame["asteroid_id"].isin(labels["asteroid_id"]), FEATURE_TABLE_COLUMNS]
         finite = finite_model_inputs(part) if len(part) else np.ones(0, dtype=bool)
         left_out += int((~finite).sum())
-        # By id (a stable sort keeps each asteroid's looks in their order): what the candidate trains on,
-        # and so the model, does not depend on the order the day's downlinks arrived in.
+        # By id, as the feature tables are; a stable sort keeps each asteroid's looks in the raw
+        # partition's order.
         part = part.loc[finite].sort_values("asteroid_id", kind="stable")
         part = part.merge(labels, on="asteroid_id", how="inner")
         part.insert(len(part.columns), "day", day)
@@ -309,6 +309,11 @@ def look_rows_prefix(key: str) -> str:
     return f"{key.removesuffix('.parquet')}_look_rows/"
 
 
+def _per_day_prefix(key: str) -> str:
+    """Where the previous version wrote its per-day rows (``per_day_train``): cleaned up like look rows."""
+    return f"{key.removesuffix('.parquet')}_per_day_train/"
+
+
 MANIFEST_METADATA_KEY = "training_manifest"
 REFERENCE_METADATA_KEY = "reference_statistics"
 
@@ -334,7 +339,8 @@ def save_training_set(
     ``look_rows`` (``train_look_rows``) is written first, to a key of its own that the manifest names
     (``look_rows``): a reader always finds the rows its manifest names, and a writer killed between the
     two writes leaves only an unreferenced object. Superseded look-rows objects older than
-    ``LOOK_ROWS_GRACE_S`` are deleted after the table is written."""
+    ``LOOK_ROWS_GRACE_S`` are deleted after the table is written, and so are the previous version's
+    per-day objects."""
     manifest = dict(manifest)
     manifest["look_rows"] = None
     if look_rows is not None:
@@ -345,7 +351,7 @@ def save_training_set(
     size = write_parquet(store, key, table, metadata=metadata)
     current = manifest["look_rows"]["key"] if look_rows is not None else None
     now = time.time() if now is None else now
-    for stale in store.list_keys(look_rows_prefix(key)):
+    for stale in [*store.list_keys(look_rows_prefix(key)), *store.list_keys(_per_day_prefix(key))]:
         if stale == current:
             continue
         try:

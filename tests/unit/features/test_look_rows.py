@@ -338,6 +338,18 @@ def test_a_set_written_with_per_day_rows_loads_them_as_day_rows(tmp_path):
     assert load_look_rows(store, {"partitions": DAYS, "per_day_train": None}) is None
 
 
+def test_the_previous_versions_per_day_objects_go_once_past_the_grace_period(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    old = "training/set_per_day_train/old.parquet"
+    write_parquet(store, old, _rows(4).rows)
+    written = store.modified_at(old)
+    # A reader that loaded the old manifest a moment ago still finds them.
+    _stored(store, _rows(3), now=written + LOOK_ROWS_GRACE_S - 1)
+    assert store.list_keys("training/set_per_day_train/") == [old]
+    _stored(store, _rows(3), now=written + LOOK_ROWS_GRACE_S + 1)
+    assert store.list_keys("training/set_per_day_train/") == []
+
+
 def test_superseded_look_row_objects_go_once_past_the_grace_period(tmp_path):
     store = LocalBlobStore(tmp_path)
     first = _stored(store, _rows(3))["look_rows"]["key"]
