@@ -133,7 +133,8 @@ def build_training_set(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataF
 #   on 36 cases, more on 14), on 3-day windows it is level with them (55 against 54; 27 / 21);
 # - "day": one row per asteroid and day, that day's feature row. On 7-day windows it wins 56 of 56 cases
 #   (50 with the combined rows), and it beats "observation" rows there (fewer holdout errors on 29 cases,
-#   more on 16; 627 against 656 in all) for ~0.7x their training time;
+#   more on 16; 627 against 656 in all); on 4-day windows the two are level (956 errors each). Either way
+#   for ~0.75x the training time of "observation" rows;
 # - "auto" (the default): "observation" on windows shorter than OBSERVATION_LOOKS_BELOW_DAYS, else "day".
 # Above the budget (at full scale every asteroid is seen every day, many times) labels are plentiful and
 # the combined rows are kept.
