@@ -3,6 +3,7 @@
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
                                                      [--pooled] [--combined-rows] [--look-unit auto]
+                                                     [--self-training]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -29,6 +30,14 @@ population on the train and validation rows of ALL ``--days`` stacked (7 one-day
 asteroid keeps its split on every day, so no holdout asteroid is trained on) and scored on each day's own
 holdout, beside the one-day networks. It answers whether a network that loses on a day is short of labelled
 data (the pooled network does better on the same holdout) or at the limit of the measurements.
+
+``--self-training`` also trains each network the self-trained way, to measure it before it is built into
+the product (BENCHMARKS.md, eighth session): the network as it is (the teacher) labels the window's
+unlabelled asteroids (their rows in each day's feature partition; none is in any split, so none is in the
+holdout), and a second network of the same configuration (the student) trains on the train rows plus the
+unlabelled rows the teacher gives a probability of at least SELF_TRAINING_CONFIDENCE, at most as many as
+the train rows (drawn with the training seed), each with the teacher's class and metal richness.
+Validation and holdout are unchanged; the student is what is scored.
 
 ``--combined-rows`` also trains each network on the window's combined rows, one per train asteroid with
 its looks combined: the candidate before it trained on look rows, to compare. The baseline always trains
@@ -62,7 +71,7 @@ import assets.telemetry  # noqa: E402
 from assets.models import CandidateConfig  # noqa: E402
 from astromined import lake_layout  # noqa: E402
 from astromined.environment import load_settings  # noqa: E402
-from astromined.features.engineering import MODEL_FEATURES  # noqa: E402
+from astromined.features.engineering import MODEL_FEATURES, model_inputs  # noqa: E402
 from astromined.features.training_set import load_look_rows, load_training_manifest  # noqa: E402
 from astromined.ml.dataset import SplitArrays, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
@@ -77,6 +86,8 @@ DAYS = ("2026-12-02", "2026-12-01", "2026-06-01", "2026-11-15", "2026-01-10", "2
 SEEDS = (7,)
 # Simulated populations (ASTROMINED_SEED): the default one, the two the issue reported losses on, and more.
 POPULATIONS = (42, 7, 1234, 1, 2, 3, 2024, 31337)
+# --self-training: the teacher's lowest class probability for an unlabelled row to be trained on.
+SELF_TRAINING_CONFIDENCE = 0.9
 
 
 def candidate_train_config(seed: int) -> TrainConfig:
@@ -101,8 +112,10 @@ NETWORKS = {
 def build_training_set(day: str, window: int, state_dir: Path, population: int, look_unit: str):
     """The training set of the `window` days ending on `day` of the population simulated with seed
     ``population``, built by the assets (window_days=window, look_unit): (train, validation, holdout,
-    combined train). ``train`` is what candidate_model trains on: the look rows where the training set
-    has them, else the combined train split (the fourth item, which the baseline trains on)."""
+    combined train, unlabelled). ``train`` is what candidate_model trains on: the look rows where the
+    training set has them, else the combined train split (the fourth item, which the baseline trains on).
+    ``unlabelled`` is the model-input matrix of every row of the window's feature partitions whose
+    asteroid has no label (``--self-training``)."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -143,7 +156,12 @@ def build_training_set(day: str, window: int, state_dir: Path, population: int, 
     looks = load_look_rows(store, load_training_manifest(store, lake_layout.TRAINING_SET))
     combined_train = split_arrays(table, "train")
     train = combined_train if looks is None else split_arrays(looks.rows, "train")
-    return train, split_arrays(table, "validation"), split_arrays(table, "holdout"), combined_train
+    daily = [read_parquet(store, lake_layout.asteroid_features(partition)) for _, partition, _ in steps[:-1]]
+    unlabelled = np.concatenate(
+        [model_inputs(frame.loc[~frame["asteroid_id"].isin(table["asteroid_id"])]) for frame in daily]
+    )
+    validation, holdout = split_arrays(table, "validation"), split_arrays(table, "holdout")
+    return train, validation, holdout, combined_train, unlabelled
 
 
 def stacked(splits: list[SplitArrays]) -> SplitArrays:
@@ -172,6 +190,26 @@ def train_network(train_config: TrainConfig, train: SplitArrays, validation: Spl
     return result, time.perf_counter() - started
 
 
+def self_train_network(
+    train_config: TrainConfig, train: SplitArrays, validation: SplitArrays, unlabelled: np.ndarray
+):
+    """``--self-training``: the teacher (``train_network``) labels ``unlabelled``; the student trains on
+    ``train`` plus the rows it is at least SELF_TRAINING_CONFIDENCE sure of, at most ``len(train)`` of
+    them. Returns the student's result and the seconds both trainings took."""
+    teacher, teacher_seconds = train_network(train_config, train, validation)
+    probabilities, metal = predict(teacher.model, unlabelled)
+    sure = np.flatnonzero(probabilities.max(axis=1) >= SELF_TRAINING_CONFIDENCE)
+    if len(sure) > len(train):
+        sure = np.sort(np.random.default_rng(train_config.seed).choice(sure, len(train), replace=False))
+    pseudo = SplitArrays(
+        x=unlabelled[sure],
+        y_class=probabilities[sure].argmax(axis=1).astype(np.int64),
+        y_metal=metal[sure].astype(np.float32),
+    )
+    student, student_seconds = train_network(train_config, stacked([train, pseudo]), validation)
+    return student, teacher_seconds + student_seconds
+
+
 def holdout_scores(model, holdout: SplitArrays) -> dict[str, float]:
     probabilities, metal = predict(model, holdout.x)
     metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
@@ -198,6 +236,11 @@ def main() -> int:
         help="TrainingSetConfig.look_unit: what one train row of the candidate is (default: production's)",
     )
     parser.add_argument(
+        "--self-training",
+        action="store_true",
+        help="also self-train each network on the unlabelled asteroids (see the docstring)",
+    )
+    parser.add_argument(
         "--pooled",
         action="store_true",
         help="also train on all --days' labels of the population (the data headroom; see the docstring)",
@@ -217,6 +260,7 @@ def main() -> int:
     rows = list(networks)
     rows += [f"{name} pooled" for name in networks] if args.pooled else []
     rows += [f"{name} combined rows" for name in networks] if args.combined_rows else []
+    rows += [f"{name} self-trained" for name in networks] if args.self_training else []
     margins: dict[str, list[float]] = {name: [] for name in rows}
     extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     print(
@@ -227,12 +271,12 @@ def main() -> int:
     pooled_baseline_margins: list[float] = []
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
         for population in populations:
-            sets, combined_train = {}, {}
+            sets, combined_train, unlabelled = {}, {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
                 built = build_training_set(day, args.window, state, population, args.look_unit)
                 shutil.rmtree(state, ignore_errors=True)
-                sets[day], combined_train[day] = built[:3], built[3]
+                sets[day], combined_train[day], unlabelled[day] = built[:3], built[3], built[4]
             pooled: dict[str, list] = {}
             if args.pooled:
                 pooled_train = stacked([combined_train[d] for d in days])
@@ -258,6 +302,16 @@ def main() -> int:
                         {
                             f"{name} combined rows": [
                                 train_network(train_config(seed), combined_train[day], validation)
+                                for seed in seeds
+                            ]
+                            for name, train_config in networks.items()
+                        }
+                    )
+                if args.self_training:
+                    trained.update(
+                        {
+                            f"{name} self-trained": [
+                                self_train_network(train_config(seed), train, validation, unlabelled[day])
                                 for seed in seeds
                             ]
                             for name, train_config in networks.items()
