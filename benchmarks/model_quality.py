@@ -36,7 +36,8 @@ the product (BENCHMARKS.md, eighth session): the network as it is (the teacher) 
 unlabelled asteroids (their rows in each day's feature partition; none is in any split, so none is in the
 holdout), and a second network of the same configuration (the student) trains on the train rows plus the
 unlabelled rows the teacher gives a probability of at least SELF_TRAINING_CONFIDENCE, at most as many as
-the train rows (drawn with the training seed), each with the teacher's class and metal richness.
+the train rows (drawn with the training seed), each with the teacher's class and metal richness
+(``astromined.ml.self_training``).
 Validation and holdout are unchanged; the student is what is scored.
 
 ``--combined-rows`` also trains each network on the window's combined rows, one per train asteroid with
@@ -76,6 +77,7 @@ from astromined.features.training_set import load_look_rows, load_training_manif
 from astromined.ml.dataset import SplitArrays, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
+from astromined.ml.self_training import pseudo_labelled  # noqa: E402
 from astromined.ml.train import TrainConfig, predict, train_model  # noqa: E402
 from astromined.storage import read_parquet  # noqa: E402
 from astromined.taxonomy import COMPLEXES  # noqa: E402
@@ -86,8 +88,6 @@ DAYS = ("2026-12-02", "2026-12-01", "2026-06-01", "2026-11-15", "2026-01-10", "2
 SEEDS = (7,)
 # Simulated populations (ASTROMINED_SEED): the default one, the two the issue reported losses on, and more.
 POPULATIONS = (42, 7, 1234, 1, 2, 3, 2024, 31337)
-# --self-training: the teacher's lowest class probability for an unlabelled row to be trained on.
-SELF_TRAINING_CONFIDENCE = 0.9
 
 
 def candidate_train_config(seed: int) -> TrainConfig:
@@ -194,18 +194,12 @@ def self_train_network(
     train_config: TrainConfig, train: SplitArrays, validation: SplitArrays, unlabelled: np.ndarray
 ):
     """``--self-training``: the teacher (``train_network``) labels ``unlabelled``; the student trains on
-    ``train`` plus the rows it is at least SELF_TRAINING_CONFIDENCE sure of, at most ``len(train)`` of
-    them. Returns the student's result and the seconds both trainings took."""
+    ``train`` plus the rows it is sure of (``astromined.ml.self_training.pseudo_labelled``: at least
+    SELF_TRAINING_CONFIDENCE, at most ``len(train)`` of them). Returns the student's result and the seconds
+    both trainings took."""
     teacher, teacher_seconds = train_network(train_config, train, validation)
     probabilities, metal = predict(teacher.model, unlabelled)
-    sure = np.flatnonzero(probabilities.max(axis=1) >= SELF_TRAINING_CONFIDENCE)
-    if len(sure) > len(train):
-        sure = np.sort(np.random.default_rng(train_config.seed).choice(sure, len(train), replace=False))
-    pseudo = SplitArrays(
-        x=unlabelled[sure],
-        y_class=probabilities[sure].argmax(axis=1).astype(np.int64),
-        y_metal=metal[sure].astype(np.float32),
-    )
+    pseudo = pseudo_labelled(unlabelled, probabilities, metal, limit=len(train), seed=train_config.seed)
     student, student_seconds = train_network(train_config, stacked([train, pseudo]), validation)
     return student, teacher_seconds + student_seconds
 
