@@ -5,8 +5,9 @@ Why: on a first day the network is short of labels, not of model (the same netwo
 labels beats the baseline on every one-day case measured), and a day observes ~4x as many unlabelled
 asteroids as labelled ones. Measured on the 56 one-day benchmark cases over three training seeds
 (BENCHMARKS.md, model quality, eighth session): 160 of 168 (case, seed) pairs won against the candidate's
-157, for ~2.5x the training. `benchmarks/model_quality.py --self-training` measures it; candidate_model does
-not use it yet.
+157, for ~2.5x the training; on 2- and 3-day windows it gained nothing (seed 7: 55 of 56 against 56, and
+55 against 55). `benchmarks/model_quality.py --self-training` measures it; candidate_model does not use it
+yet.
 """
 
 from __future__ import annotations
