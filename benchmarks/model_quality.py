@@ -109,13 +109,15 @@ NETWORKS = {
 }
 
 
-def build_training_set(day: str, window: int, state_dir: Path, population: int, look_unit: str):
+def build_training_set(
+    day: str, window: int, state_dir: Path, population: int, look_unit: str, with_unlabelled: bool = False
+):
     """The training set of the `window` days ending on `day` of the population simulated with seed
     ``population``, built by the assets (window_days=window, look_unit): (train, validation, holdout,
     combined train, unlabelled). ``train`` is what candidate_model trains on: the look rows where the
     training set has them, else the combined train split (the fourth item, which the baseline trains on).
-    ``unlabelled`` is the model-input matrix of every row of the window's feature partitions whose
-    asteroid has no label (``--self-training``)."""
+    ``unlabelled`` (only ``with_unlabelled``, else None: ``--self-training``) is the model-input matrix of
+    every row of the window's feature partitions whose asteroid has no label."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -156,10 +158,12 @@ def build_training_set(day: str, window: int, state_dir: Path, population: int, 
     looks = load_look_rows(store, load_training_manifest(store, lake_layout.TRAINING_SET))
     combined_train = split_arrays(table, "train")
     train = combined_train if looks is None else split_arrays(looks.rows, "train")
-    daily = [read_parquet(store, lake_layout.asteroid_features(partition)) for _, partition, _ in steps[:-1]]
-    unlabelled = np.concatenate(
-        [model_inputs(frame.loc[~frame["asteroid_id"].isin(table["asteroid_id"])]) for frame in daily]
-    )
+    unlabelled = None
+    if with_unlabelled:
+        daily = [read_parquet(store, lake_layout.asteroid_features(p)) for _, p, _ in steps[:-1]]
+        unlabelled = np.concatenate(
+            [model_inputs(frame.loc[~frame["asteroid_id"].isin(table["asteroid_id"])]) for frame in daily]
+        )
     validation, holdout = split_arrays(table, "validation"), split_arrays(table, "holdout")
     return train, validation, holdout, combined_train, unlabelled
 
@@ -268,7 +272,9 @@ def main() -> int:
             sets, combined_train, unlabelled = {}, {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
-                built = build_training_set(day, args.window, state, population, args.look_unit)
+                built = build_training_set(
+                    day, args.window, state, population, args.look_unit, with_unlabelled=args.self_training
+                )
                 shutil.rmtree(state, ignore_errors=True)
                 sets[day], combined_train[day], unlabelled[day] = built[:3], built[3], built[4]
             pooled: dict[str, list] = {}
