@@ -21,6 +21,11 @@ from astromined.features.training_set import (
     save_training_set,
     window_look_rows,
 )
+from astromined.features.unlabelled_rows import (
+    SELF_TRAINING_MAX_DAYS,
+    UNLABELLED_ROW_BUDGET,
+    window_unlabelled_rows,
+)
 from astromined.features.validation import ValidationReport, validate_features, validate_training_set
 from astromined.lake_layout import CALIBRATION_VERSION, UNKNOWN_CALIBRATION
 from astromined.storage import (
@@ -114,6 +119,11 @@ class TrainingSetConfig(dg.Config):
     # What one look is: "observation" (from the raw observations), "day" (that day's feature row), or
     # "auto": per observation on windows of 1-3 days, per day on longer ones (features/training_set.py).
     look_unit: str = "auto"
+    # Windows of at most this many days store their unlabelled rows (each day's rows of asteroids without
+    # a label) for candidate_model's self-training, up to `unlabelled_row_budget` rows; 0 never stores
+    # them (features/unlabelled_rows.py: it gained on a lone first day only).
+    self_training_max_days: int = SELF_TRAINING_MAX_DAYS
+    unlabelled_row_budget: int = UNLABELLED_ROW_BUDGET
 
 
 @dg.asset(
@@ -125,7 +135,8 @@ class TrainingSetConfig(dg.Config):
     "into train / validation / holdout; stored with the reference statistics of the window's daily rows "
     "(what each model trained on it judges drift against), and with the look rows candidate_model trains "
     "on, within `look_row_budget`: one per observation of a train asteroid on windows of 1-3 days "
-    "(re-read from the raw partitions), one per asteroid and day on longer ones.",
+    "(re-read from the raw partitions), one per asteroid and day on longer ones; on a one-day window also "
+    "with its unlabelled rows, within `unlabelled_row_budget`, which candidate_model self-trains on.",
 )
 def training_set(
     context: dg.AssetExecutionContext,
@@ -162,10 +173,14 @@ def training_set(
             config.look_unit,
             config.look_row_budget,
         )
+        unlabelled_rows, unlabelled_note = window_unlabelled_rows(
+            daily, days, table, config.self_training_max_days, config.unlabelled_row_budget
+        )
     except ValueError as exc:
         raise dg.Failure(description=f"training_set: {exc}") from exc
     del daily
     context.log.info(f"look rows: {look_note}")
+    context.log.info(f"unlabelled rows: {unlabelled_note}")
     save_training_set(
         store,
         lake_layout.TRAINING_SET,
@@ -173,6 +188,7 @@ def training_set(
         {"partitions": days, "calibration_versions": calibrations},
         reference,
         look_rows,
+        unlabelled_rows=unlabelled_rows,
     )
     splits = table["split"].value_counts().to_dict()
     yield dg.MaterializeResult(
@@ -187,6 +203,8 @@ def training_set(
             **{f"rows_{name}": int(splits.get(name, 0)) for name in ("train", "validation", "holdout")},
             "look_rows": 0 if look_rows is None else len(look_rows.rows),
             "look_rows_note": look_note,
+            "unlabelled_rows": 0 if unlabelled_rows is None else len(unlabelled_rows),
+            "unlabelled_rows_note": unlabelled_note,
             "features": dg.MetadataValue.json(MODEL_FEATURES),
         }
     )

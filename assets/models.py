@@ -14,9 +14,10 @@ from astromined.features.training_set import (
     load_look_rows,
     load_training_manifest,
     load_training_reference,
+    load_unlabelled_rows,
 )
 from astromined.ml.champion import evaluate_champion
-from astromined.ml.dataset import split_arrays
+from astromined.ml.dataset import SplitArrays, split_arrays
 from astromined.ml.distributed import train_distributed
 from astromined.ml.evaluate import (
     baseline_metrics,
@@ -34,7 +35,8 @@ from astromined.ml.promotion import (
 )
 from astromined.ml.registry import CorruptRecordError, ModelRegistry
 from astromined.ml.scoring import mining_value, rank_sectors
-from astromined.ml.train import TrainConfig, predict, train_model
+from astromined.ml.self_training import self_train
+from astromined.ml.train import TrainConfig, TrainResult, predict, train_model
 from astromined.placement.step_metadata import placement_metadata
 from astromined.storage import read_parquet, write_parquet
 from astromined.taxonomy import COMPLEX_INDEX, COMPLEXES, METAL_RICH_COMPLEX
@@ -73,6 +75,11 @@ class CandidateConfig(dg.Config):
     # rows, as model_evaluation's holdout and baseline do (features/training_set.py, BENCHMARKS.md model
     # quality).
     look_rows: bool = True
+    # Self-train when the training set stores unlabelled rows (one-day windows, within
+    # TrainingSetConfig.unlabelled_row_budget): a first candidate (the teacher) labels them, and the
+    # candidate registered (the student) trains on the train rows plus those the teacher is at least 0.9
+    # sure of, at most as many; ~2.5x the training (ml/self_training.py, BENCHMARKS.md model quality).
+    self_training: bool = True
 
 
 @dg.asset(
@@ -95,6 +102,7 @@ def candidate_model(
     reference = load_training_reference(store, lake_layout.TRAINING_SET)
     try:
         looks = load_look_rows(store, training_manifest) if config.look_rows else None
+        unlabelled = load_unlabelled_rows(store, training_manifest) if config.self_training else None
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     train_rows_kind = looks.kind if looks is not None else "per asteroid"
@@ -106,14 +114,6 @@ def candidate_model(
         f"{len(validation)} validation rows"
     )
 
-    def log_epoch(record: dict[str, float]) -> None:
-        if int(record["epoch"]) % 10 == 0:
-            member = f" (member {int(record['member']) + 1})" if "member" in record else ""
-            context.log.info(
-                f"epoch {int(record['epoch'])}{member}: train loss {record['train_loss']:.4f}, "
-                f"validation loss {record['validation_loss']:.4f}"
-            )
-
     architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
     train_config = TrainConfig(
         max_epochs=config.max_epochs,
@@ -123,18 +123,45 @@ def candidate_model(
         seed=config.seed,
         ensemble_members=config.ensemble_members,
     )
-    arrays = (train.x, train.y_class, train.y_metal, validation.x, validation.y_class, validation.y_metal)
-    if config.workers > 1:
-        result = train_distributed(
-            architecture,
-            *arrays,
-            workers=config.workers,
-            device_type=device.type,
-            config=train_config,
-            on_epoch=log_epoch,
+
+    def fit(rows: SplitArrays, role: str = "") -> TrainResult:
+        def log_epoch(record: dict[str, float]) -> None:
+            if int(record["epoch"]) % 10 == 0:
+                who = [role] if role else []
+                who += [f"member {int(record['member']) + 1}"] if "member" in record else []
+                context.log.info(
+                    f"epoch {int(record['epoch'])}{' (' + ', '.join(who) + ')' if who else ''}: "
+                    f"train loss {record['train_loss']:.4f}, validation loss {record['validation_loss']:.4f}"
+                )
+
+        arrays = (rows.x, rows.y_class, rows.y_metal, validation.x, validation.y_class, validation.y_metal)
+        if config.workers > 1:
+            return train_distributed(
+                architecture,
+                *arrays,
+                workers=config.workers,
+                device_type=device.type,
+                config=train_config,
+                on_epoch=log_epoch,
+            )
+        return train_model(architecture, *arrays, device=device, config=train_config, on_epoch=log_epoch)
+
+    if unlabelled is None:
+        result, pseudo_labelled_rows = fit(train), 0
+        self_training_note = (
+            "off (CandidateConfig.self_training)"
+            if not config.self_training
+            else "none: the training set stores no unlabelled rows (see its unlabelled_rows_note)"
         )
     else:
-        result = train_model(architecture, *arrays, device=device, config=train_config, on_epoch=log_epoch)
+        context.log.info(
+            f"self-training: a teacher trains on the {len(train)} train rows and labels the training set's "
+            f"{len(unlabelled)} unlabelled rows; the student trains on both"
+        )
+        trained = self_train(fit, train, model_inputs(unlabelled), config.seed)
+        result, pseudo_labelled_rows = trained.student, trained.pseudo_labelled_rows
+        self_training_note = trained.note
+    context.log.info(f"self-training: {self_training_note}")
     probabilities, metal = predict(result.model, validation.x)
     validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
     registry = ModelRegistry(store)
@@ -146,6 +173,7 @@ def candidate_model(
             "calibration_versions": training_manifest.get("calibration_versions", {}),
             "train_rows": len(train),
             "train_rows_kind": train_rows_kind,
+            "pseudo_labelled_rows": pseudo_labelled_rows,
             "validation_rows": len(validation),
             "seed": config.seed,
             "device": str(device),
@@ -165,6 +193,8 @@ def candidate_model(
             "workers": config.workers,
             "train_rows": len(train),
             "train_rows_kind": train_rows_kind,
+            "pseudo_labelled_rows": pseudo_labelled_rows,
+            "self_training": self_training_note,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "best_validation_loss": result.best_validation_loss,

@@ -3,7 +3,7 @@
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
                                                      [--pooled] [--combined-rows] [--look-unit auto]
-                                                     [--self-training]
+                                                     [--self-training-max-days 1]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -17,8 +17,9 @@ TrainingSetConfig.window_days). On it, side by side:
              the default CandidateConfig → TrainConfig (an ensemble of 3 merged into one network), on the
              rows it trains on (the training set's look rows, within TrainingSetConfig's row budget:
              one per observation of a train asteroid on windows of 1-3 days, one per asteroid and day
-             on longer ones; ``--look-unit observation|day`` forces one), so the numbers are those of
-             `make run` (one day) and of production's 7-day window,
+             on longer ones; ``--look-unit observation|day`` forces one), self-trained where the training
+             set stores unlabelled rows (one-day windows), so the numbers are those of `make run` (one
+             day) and of production's 7-day window,
   single     the same with ensemble_members=1 (one network, the candidate before the ensemble), to compare,
 each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and
 seed: macro-F1, the margin over the baseline and the holdout errors; then, per network, the margin's min /
@@ -31,14 +32,16 @@ asteroid keeps its split on every day, so no holdout asteroid is trained on) and
 holdout, beside the one-day networks. It answers whether a network that loses on a day is short of labelled
 data (the pooled network does better on the same holdout) or at the limit of the measurements.
 
-``--self-training`` also trains each network the self-trained way, to measure it before it is built into
-the product (BENCHMARKS.md, eighth session): the network as it is (the teacher) labels the window's
-unlabelled asteroids (their rows in each day's feature partition; none is in any split, so none is in the
-holdout), and a second network of the same configuration (the student) trains on the train rows plus the
-unlabelled rows the teacher gives a probability of at least SELF_TRAINING_CONFIDENCE, at most as many as
-the train rows (drawn with the training seed), each with the teacher's class and metal richness
-(``astromined.ml.self_training``).
-Validation and holdout are unchanged; the student is what is scored.
+Self-training, as candidate_model does it (``astromined.ml.self_training.self_train``), wherever the
+training set stores the window's unlabelled rows (``features/unlabelled_rows.py``: windows of at most
+``--self-training-max-days``, by default the product's 1): the network as it is (the teacher) labels the
+unlabelled asteroids (each day's rows of them; none is in any split, so none is in the holdout), and a
+second network of the same configuration (the student) trains on the train rows plus the unlabelled rows
+the teacher gives a probability of at least SELF_TRAINING_CONFIDENCE, at most as many as the train rows
+(drawn with the training seed), each with the teacher's class and metal richness. The student is the
+network scored; the teacher is scored too, as "<network> teacher": the network without self-training,
+from the same run. ``--self-training-max-days 0`` turns it off; a larger value measures it on longer
+windows (BENCHMARKS.md: it gained nothing on 2- and 3-day windows).
 
 ``--combined-rows`` also trains each network on the window's combined rows, one per train asteroid with
 its looks combined: the candidate before it trained on look rows, to compare. The baseline always trains
@@ -73,11 +76,16 @@ from assets.models import CandidateConfig  # noqa: E402
 from astromined import lake_layout  # noqa: E402
 from astromined.environment import load_settings  # noqa: E402
 from astromined.features.engineering import MODEL_FEATURES, model_inputs  # noqa: E402
-from astromined.features.training_set import load_look_rows, load_training_manifest  # noqa: E402
-from astromined.ml.dataset import SplitArrays, split_arrays  # noqa: E402
+from astromined.features.training_set import (  # noqa: E402
+    load_look_rows,
+    load_training_manifest,
+    load_unlabelled_rows,
+)
+from astromined.features.unlabelled_rows import SELF_TRAINING_MAX_DAYS  # noqa: E402
+from astromined.ml.dataset import SplitArrays, concatenated, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
-from astromined.ml.self_training import pseudo_labelled  # noqa: E402
+from astromined.ml.self_training import self_train  # noqa: E402
 from astromined.ml.train import TrainConfig, predict, train_model  # noqa: E402
 from astromined.storage import read_parquet  # noqa: E402
 from astromined.taxonomy import COMPLEXES  # noqa: E402
@@ -110,14 +118,19 @@ NETWORKS = {
 
 
 def build_training_set(
-    day: str, window: int, state_dir: Path, population: int, look_unit: str, with_unlabelled: bool = False
+    day: str,
+    window: int,
+    state_dir: Path,
+    population: int,
+    look_unit: str,
+    self_training_max_days: int = SELF_TRAINING_MAX_DAYS,
 ):
     """The training set of the `window` days ending on `day` of the population simulated with seed
-    ``population``, built by the assets (window_days=window, look_unit): (train, validation, holdout,
-    combined train, unlabelled). ``train`` is what candidate_model trains on: the look rows where the
-    training set has them, else the combined train split (the fourth item, which the baseline trains on).
-    ``unlabelled`` (only ``with_unlabelled``, else None: ``--self-training``) is the model-input matrix of
-    every row of the window's feature partitions whose asteroid has no label."""
+    ``population``, built by the assets (window_days=window, look_unit, self_training_max_days): (train,
+    validation, holdout, combined train, unlabelled). ``train`` is what candidate_model trains on: the
+    look rows where the training set has them, else the combined train split (the fourth item, which the
+    baseline trains on). ``unlabelled`` is the model-input matrix of the unlabelled rows the training set
+    stores for self-training, or None where it stores none."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -139,7 +152,17 @@ def build_training_set(
         (
             [assets.features.training_set],
             None,
-            {"ops": {"training_set": {"config": {"window_days": window, "look_unit": look_unit}}}},
+            {
+                "ops": {
+                    "training_set": {
+                        "config": {
+                            "window_days": window,
+                            "look_unit": look_unit,
+                            "self_training_max_days": self_training_max_days,
+                        }
+                    }
+                }
+            },
         )
     )
     with dg.instance_for_test() as instance:
@@ -155,26 +178,14 @@ def build_training_set(
             assert result.success, f"building the training set for {day} failed"
     store = resources["lake"].store()
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    looks = load_look_rows(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
+    looks = load_look_rows(store, manifest)
+    unlabelled_rows = load_unlabelled_rows(store, manifest)
     combined_train = split_arrays(table, "train")
     train = combined_train if looks is None else split_arrays(looks.rows, "train")
-    unlabelled = None
-    if with_unlabelled:
-        daily = [read_parquet(store, lake_layout.asteroid_features(p)) for _, p, _ in steps[:-1]]
-        unlabelled = np.concatenate(
-            [model_inputs(frame.loc[~frame["asteroid_id"].isin(table["asteroid_id"])]) for frame in daily]
-        )
+    unlabelled = None if unlabelled_rows is None else model_inputs(unlabelled_rows)
     validation, holdout = split_arrays(table, "validation"), split_arrays(table, "holdout")
     return train, validation, holdout, combined_train, unlabelled
-
-
-def stacked(splits: list[SplitArrays]) -> SplitArrays:
-    """Several days' rows of one split as one (the pooled, data-headroom training set)."""
-    return SplitArrays(
-        x=np.concatenate([s.x for s in splits]),
-        y_class=np.concatenate([s.y_class for s in splits]),
-        y_metal=np.concatenate([s.y_metal for s in splits]),
-    )
 
 
 def train_network(train_config: TrainConfig, train: SplitArrays, validation: SplitArrays):
@@ -194,18 +205,23 @@ def train_network(train_config: TrainConfig, train: SplitArrays, validation: Spl
     return result, time.perf_counter() - started
 
 
-def self_train_network(
-    train_config: TrainConfig, train: SplitArrays, validation: SplitArrays, unlabelled: np.ndarray
+def train_candidate(
+    train_config: TrainConfig, train: SplitArrays, validation: SplitArrays, unlabelled: np.ndarray | None
 ):
-    """``--self-training``: the teacher (``train_network``) labels ``unlabelled``; the student trains on
-    ``train`` plus the rows it is sure of (``astromined.ml.self_training.pseudo_labelled``: at least
-    SELF_TRAINING_CONFIDENCE, at most ``len(train)`` of them). Returns the student's result and the seconds
-    both trainings took."""
-    teacher, teacher_seconds = train_network(train_config, train, validation)
-    probabilities, metal = predict(teacher.model, unlabelled)
-    pseudo = pseudo_labelled(unlabelled, probabilities, metal, limit=len(train), seed=train_config.seed)
-    student, student_seconds = train_network(train_config, stacked([train, pseudo]), validation)
-    return student, teacher_seconds + student_seconds
+    """The network as candidate_model trains it: self-trained (``self_train``) where the training set
+    stores ``unlabelled`` rows, else ``train_network``. Returns ((result, seconds), (teacher, seconds)):
+    the network registered and the network without self-training (the same one where there was none)."""
+    if unlabelled is None:
+        trained = train_network(train_config, train, validation)
+        return trained, trained
+    started = time.perf_counter()
+    outcome = self_train(
+        lambda rows, _role: train_network(train_config, rows, validation)[0],
+        train,
+        unlabelled,
+        train_config.seed,
+    )
+    return (outcome.student, time.perf_counter() - started), (outcome.teacher, outcome.teacher.train_seconds)
 
 
 def holdout_scores(model, holdout: SplitArrays) -> dict[str, float]:
@@ -234,9 +250,11 @@ def main() -> int:
         help="TrainingSetConfig.look_unit: what one train row of the candidate is (default: production's)",
     )
     parser.add_argument(
-        "--self-training",
-        action="store_true",
-        help="also self-train each network on the unlabelled asteroids (see the docstring)",
+        "--self-training-max-days",
+        type=int,
+        default=SELF_TRAINING_MAX_DAYS,
+        help="TrainingSetConfig.self_training_max_days: windows up to this long self-train (0: never; "
+        "default: production's)",
     )
     parser.add_argument(
         "--pooled",
@@ -252,13 +270,15 @@ def main() -> int:
     print(
         f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, python "
         f"{platform.python_version()}, torch {torch.__version__}; scale default; window {args.window} "
-        f"day(s), look unit {args.look_unit}; populations {populations}; training seeds {seeds}"
+        f"day(s), look unit {args.look_unit}; self-training on windows of up to "
+        f"{args.self_training_max_days} day(s); populations {populations}; training seeds {seeds}"
         + (f"; pooled over {len(days)} days" if args.pooled else "")
     )
     rows = list(networks)
     rows += [f"{name} pooled" for name in networks] if args.pooled else []
     rows += [f"{name} combined rows" for name in networks] if args.combined_rows else []
-    rows += [f"{name} self-trained" for name in networks] if args.self_training else []
+    self_training = args.window <= args.self_training_max_days
+    rows += [f"{name} teacher" for name in networks] if self_training else []
     margins: dict[str, list[float]] = {name: [] for name in rows}
     extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     print(
@@ -273,14 +293,14 @@ def main() -> int:
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
                 built = build_training_set(
-                    day, args.window, state, population, args.look_unit, with_unlabelled=args.self_training
+                    day, args.window, state, population, args.look_unit, args.self_training_max_days
                 )
                 shutil.rmtree(state, ignore_errors=True)
                 sets[day], combined_train[day], unlabelled[day] = built[:3], built[3], built[4]
             pooled: dict[str, list] = {}
             if args.pooled:
-                pooled_train = stacked([combined_train[d] for d in days])
-                pooled_validation = stacked([sets[d][1] for d in days])
+                pooled_train = concatenated([combined_train[d] for d in days])
+                pooled_validation = concatenated([sets[d][1] for d in days])
                 for name, train_config in networks.items():
                     pooled[f"{name} pooled"] = [
                         train_network(train_config(seed), pooled_train, pooled_validation) for seed in seeds
@@ -292,26 +312,21 @@ def main() -> int:
                 )
                 baseline = baseline_all["macro_f1"]
                 baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
-                trained = {
-                    name: [train_network(train_config(seed), train, validation) for seed in seeds]
-                    for name, train_config in networks.items()
-                }
+                trained: dict[str, list] = {}
+                for name, train_config in networks.items():
+                    candidates = [
+                        train_candidate(train_config(seed), train, validation, unlabelled[day])
+                        for seed in seeds
+                    ]
+                    trained[name] = [registered for registered, _ in candidates]
+                    if self_training:
+                        trained[f"{name} teacher"] = [teacher for _, teacher in candidates]
                 trained.update(pooled)
                 if args.combined_rows:
                     trained.update(
                         {
                             f"{name} combined rows": [
                                 train_network(train_config(seed), combined_train[day], validation)
-                                for seed in seeds
-                            ]
-                            for name, train_config in networks.items()
-                        }
-                    )
-                if args.self_training:
-                    trained.update(
-                        {
-                            f"{name} self-trained": [
-                                self_train_network(train_config(seed), train, validation, unlabelled[day])
                                 for seed in seeds
                             ]
                             for name, train_config in networks.items()

@@ -79,9 +79,11 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         load_look_rows,
         load_training_manifest,
         load_training_reference,
+        load_unlabelled_rows,
         save_training_set,
         window_look_rows,
     )
+    from astromined.features.unlabelled_rows import window_unlabelled_rows
     from astromined.features.validation import validate_features, validate_training_set
     from astromined.ml.champion import evaluate_champion
     from astromined.ml.dataset import split_arrays
@@ -92,6 +94,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     from astromined.ml.quantize import parity, quantize, to_npz_bytes
     from astromined.ml.registry import ModelRegistry
     from astromined.ml.scoring import mining_value, rank_sectors
+    from astromined.ml.self_training import self_train
     from astromined.ml.train import TrainConfig, predict, train_model
     from astromined.ml.uplink import (
         build_model_package,
@@ -190,6 +193,8 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             versions,
             lambda d: select_for_day(calibrations, dt.date.fromisoformat(d)),
         )
+        # TrainingSetConfig's defaults: self-training's window, within the default budget.
+        unlabelled_rows, _ = window_unlabelled_rows(daily, days, table)
         del daily
         save_training_set(
             lake,
@@ -198,6 +203,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             {"partitions": days, "calibration_versions": versions},
             reference,
             look_rows,
+            unlabelled_rows=unlabelled_rows,
         )
         report = validate_training_set(table)
         if not report.passed:
@@ -207,22 +213,31 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         table = read_parquet(lake, lake_layout.TRAINING_SET)
         manifest = load_training_manifest(lake, lake_layout.TRAINING_SET)
         looks = load_look_rows(lake, manifest)  # CandidateConfig.look_rows
+        unlabelled = load_unlabelled_rows(lake, manifest)  # CandidateConfig.self_training
         train = split_arrays(table if looks is None else looks.rows, "train")
         validation = split_arrays(table, "validation")
         architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
-        result = train_model(
-            architecture,
-            train.x,
-            train.y_class,
-            train.y_metal,
-            validation.x,
-            validation.y_class,
-            validation.y_metal,
-            device=device,
-            # CandidateConfig's defaults (assets/models.py); data_to_model.py checks that both sides
-            # registered the same model version, so a drift between the two shows up there.
-            config=TrainConfig(ensemble_members=3),
-        )
+
+        def fit(rows, _role=""):
+            return train_model(
+                architecture,
+                rows.x,
+                rows.y_class,
+                rows.y_metal,
+                validation.x,
+                validation.y_class,
+                validation.y_metal,
+                device=device,
+                # CandidateConfig's defaults (assets/models.py); data_to_model.py checks that both sides
+                # registered the same model version, so a drift between the two shows up there.
+                config=TrainConfig(ensemble_members=3),
+            )
+
+        if unlabelled is None:
+            result, pseudo_labelled_rows = fit(train), 0
+        else:
+            trained = self_train(fit, train, model_inputs(unlabelled), TrainConfig().seed)
+            result, pseudo_labelled_rows = trained.student, trained.pseudo_labelled_rows
         probabilities, metal = predict(result.model, validation.x)
         validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
         reference = load_training_reference(lake, lake_layout.TRAINING_SET)
@@ -235,6 +250,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 "calibration_versions": manifest.get("calibration_versions", {}),
                 "train_rows": len(train),
                 "train_rows_kind": "per asteroid" if looks is None else looks.kind,
+                "pseudo_labelled_rows": pseudo_labelled_rows,
                 "validation_rows": len(validation),
                 "device": str(device),
             },

@@ -310,6 +310,11 @@ def look_rows_prefix(key: str) -> str:
     return f"{key.removesuffix('.parquet')}_look_rows/"
 
 
+def unlabelled_rows_prefix(key: str) -> str:
+    """Where the unlabelled rows of the training set at ``key`` live, one object per write."""
+    return f"{key.removesuffix('.parquet')}_unlabelled_rows/"
+
+
 def _per_day_prefix(key: str) -> str:
     """Where the previous version wrote its per-day rows (``per_day_train``): cleaned up like look rows."""
     return f"{key.removesuffix('.parquet')}_per_day_train/"
@@ -327,6 +332,7 @@ def save_training_set(
     reference: ReferenceStatistics,
     look_rows: LookRows | None = None,
     now: float | None = None,
+    unlabelled_rows: pd.DataFrame | None = None,
 ) -> int:
     """Write the table, its manifest (partitions, calibration versions) and the reference statistics of
     its window's daily partitions as ONE object: both travel in the Parquet file's metadata, so a writer
@@ -337,23 +343,28 @@ def save_training_set(
     this set) belongs to the data, not the model: computed here, from the frames the window was built
     from, a retrain after a change to the model code does not re-read and re-summarize the window.
 
-    ``look_rows`` (``train_look_rows``) is written first, to a key of its own that the manifest names
-    (``look_rows``): a reader always finds the rows its manifest names, and a writer killed between the
-    two writes leaves only an unreferenced object. Superseded look-rows objects older than
+    ``look_rows`` (``train_look_rows``) and ``unlabelled_rows`` (``features/unlabelled_rows.py``) are
+    written first, each to a key of its own that the manifest names (``look_rows``,
+    ``unlabelled_rows``): a reader always finds the rows its manifest names, and a writer killed between
+    the writes leaves only unreferenced objects. Superseded objects of either kind older than
     ``LOOK_ROWS_GRACE_S`` are deleted after the table is written, and so are the previous version's
     per-day objects."""
     manifest = dict(manifest)
     manifest["look_rows"] = None
     if look_rows is not None:
-        look_key = f"{look_rows_prefix(key)}{uuid.uuid4().hex}.parquet"
-        write_parquet(store, look_key, look_rows.rows)
+        look_key = _write_side_rows(store, look_rows_prefix(key), look_rows.rows)
         manifest["look_rows"] = {"key": look_key, "rows": len(look_rows.rows), "unit": look_rows.unit}
+    manifest["unlabelled_rows"] = None
+    if unlabelled_rows is not None:
+        unlabelled_key = _write_side_rows(store, unlabelled_rows_prefix(key), unlabelled_rows)
+        manifest["unlabelled_rows"] = {"key": unlabelled_key, "rows": len(unlabelled_rows)}
     metadata = {MANIFEST_METADATA_KEY: json.dumps(manifest), REFERENCE_METADATA_KEY: reference.to_json()}
     size = write_parquet(store, key, table, metadata=metadata)
-    current = manifest["look_rows"]["key"] if look_rows is not None else None
+    current = {entry["key"] for entry in (manifest["look_rows"], manifest["unlabelled_rows"]) if entry}
     now = time.time() if now is None else now
-    for stale in [*store.list_keys(look_rows_prefix(key)), *store.list_keys(_per_day_prefix(key))]:
-        if stale == current:
+    prefixes = (look_rows_prefix(key), unlabelled_rows_prefix(key), _per_day_prefix(key))
+    for stale in [k for prefix in prefixes for k in store.list_keys(prefix)]:
+        if stale in current:
             continue
         try:
             if now - store.modified_at(stale) > LOOK_ROWS_GRACE_S:
@@ -361,6 +372,32 @@ def save_training_set(
         except BlobNotFoundError:
             continue  # a concurrent writer removed it first
     return size
+
+
+def _write_side_rows(store: BlobStore, prefix: str, rows: pd.DataFrame) -> str:
+    """Write ``rows`` to a new object under ``prefix`` (one per write: never over what a reader of the
+    previous manifest is reading) and return its key."""
+    key = f"{prefix}{uuid.uuid4().hex}.parquet"
+    write_parquet(store, key, rows)
+    return key
+
+
+def _read_side_rows(store: BlobStore, entry: dict[str, Any], what: str) -> pd.DataFrame:
+    """The rows a manifest entry (``key``, ``rows``) names; a ValueError naming the object and the
+    remedy when they are gone or are not the rows it names."""
+    try:
+        rows = read_parquet(store, entry["key"])
+    except BlobNotFoundError as exc:
+        raise ValueError(
+            f"the training set names {what} at {store.describe(entry['key'])}, which are gone "
+            "(deleted by hand, or superseded over an hour ago): re-materialize training_set"
+        ) from exc
+    if len(rows) != entry["rows"]:
+        raise ValueError(
+            f"{store.describe(entry['key'])} holds {len(rows)} rows, the training set names {entry['rows']}: "
+            "re-materialize training_set"
+        )
+    return rows
 
 
 def load_look_rows(store: BlobStore, manifest: dict[str, Any]) -> LookRows | None:
@@ -372,19 +409,14 @@ def load_look_rows(store: BlobStore, manifest: dict[str, Any]) -> LookRows | Non
         entry = dict(manifest["per_day_train"], unit="day")
     if not entry:
         return None
-    try:
-        rows = read_parquet(store, entry["key"])
-    except BlobNotFoundError as exc:
-        raise ValueError(
-            f"the training set names look rows at {store.describe(entry['key'])}, which are gone "
-            "(deleted by hand, or superseded over an hour ago): re-materialize training_set"
-        ) from exc
-    if len(rows) != entry["rows"]:
-        raise ValueError(
-            f"{store.describe(entry['key'])} holds {len(rows)} rows, the training set names {entry['rows']}: "
-            "re-materialize training_set"
-        )
-    return LookRows(rows, entry["unit"])
+    return LookRows(_read_side_rows(store, entry, "look rows"), entry["unit"])
+
+
+def load_unlabelled_rows(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFrame | None:
+    """The unlabelled rows the manifest names (``features/unlabelled_rows.py``), or None when it names
+    none (a window longer than self-training's, over the row budget, or a set written before them)."""
+    entry = manifest.get("unlabelled_rows")
+    return _read_side_rows(store, entry, "unlabelled rows") if entry else None
 
 
 def load_training_manifest(store: BlobStore, key: str) -> dict[str, Any]:

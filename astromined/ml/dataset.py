@@ -21,6 +21,16 @@ class SplitArrays:
         return len(self.x)
 
 
+def concatenated(parts: list[SplitArrays]) -> SplitArrays:
+    """Several row sets as one, in order (a self-trained student's train rows: the labelled rows, then
+    the pseudo-labelled ones; the pooled days of the quality benchmark)."""
+    return SplitArrays(
+        x=np.concatenate([p.x for p in parts]),
+        y_class=np.concatenate([p.y_class for p in parts]),
+        y_metal=np.concatenate([p.y_metal for p in parts]),
+    )
+
+
 def split_arrays(table: pd.DataFrame, split: str) -> SplitArrays:
     rows = table.loc[table["split"] == split]
     unknown = sorted(set(rows["complex"]) - set(COMPLEX_INDEX))

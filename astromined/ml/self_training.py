@@ -6,15 +6,20 @@ labels beats the baseline on every one-day case measured), and a day observes ~4
 asteroids as labelled ones. Measured on the 56 one-day benchmark cases over three training seeds
 (BENCHMARKS.md, model quality, eighth session): 160 of 168 (case, seed) pairs won against the candidate's
 157, for ~2.5x the training; on 2- and 3-day windows it gained nothing (seed 7: 55 of 56 against 56, and
-55 against 55). `benchmarks/model_quality.py --self-training` measures it; candidate_model does not use it
-yet.
+55 against 55). So training_set stores the unlabelled rows on one-day windows only
+(features/unlabelled_rows.py), and candidate_model self-trains when the set has them (``self_train``);
+`benchmarks/model_quality.py` measures it the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import numpy as np
 
-from astromined.ml.dataset import SplitArrays
+from astromined.ml.dataset import SplitArrays, concatenated
+from astromined.ml.train import TrainResult, predict
 
 # The teacher's lowest class probability for an unlabelled row to be trained on. With seed 7 on the 56
 # one-day cases: 0.9 with the limit below won 54; every row, no limit, 53; 0.9 with no limit, 51.
@@ -50,3 +55,40 @@ def pseudo_labelled(
         y_class=probabilities[sure].argmax(axis=1).astype(np.int64),
         y_metal=np.asarray(metal)[sure].astype(np.float32),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfTrained:
+    """A self-training's two trainings and what joined the student's rows."""
+
+    teacher: TrainResult
+    student: TrainResult
+    unlabelled_rows: int
+    pseudo_labelled_rows: int
+
+    @property
+    def note(self) -> str:
+        """What the candidate's metadata and log say about it."""
+        return (
+            f"student trained on {self.pseudo_labelled_rows} of {self.unlabelled_rows} unlabelled rows "
+            f"(teacher at least {SELF_TRAINING_CONFIDENCE:g} sure, at most as many as the train rows) "
+            f"beside the train rows; teacher best epoch {self.teacher.best_epoch}"
+        )
+
+
+def self_train(
+    fit: Callable[[SplitArrays, str], TrainResult],
+    train: SplitArrays,
+    unlabelled_x: np.ndarray,
+    seed: int,
+) -> SelfTrained:
+    """Train the teacher on ``train`` (``fit(rows, "teacher")``), let it label ``unlabelled_x`` (model
+    inputs), and train the student on ``train`` followed by the rows it is sure of (``pseudo_labelled``,
+    at most ``len(train)``, drawn with ``seed``): ``fit(rows, "student")``. ``fit`` trains and validates
+    as the caller does (one process, or data-parallel), so the teacher and the student differ only in
+    their rows."""
+    teacher = fit(train, "teacher")
+    probabilities, metal = predict(teacher.model, unlabelled_x)
+    pseudo = pseudo_labelled(unlabelled_x, probabilities, metal, limit=len(train), seed=seed)
+    student = fit(concatenated([train, pseudo]), "student")
+    return SelfTrained(teacher, student, len(unlabelled_x), len(pseudo))

@@ -162,6 +162,8 @@ def test_candidate_trains_data_parallel_with_two_gloo_workers(tiny_resources, mo
     assert result.success
     candidate = _metadata(result, "candidate_model")
     assert candidate["workers"] == 2
+    # A one-day window: the teacher and the student both train data-parallel.
+    assert candidate["pseudo_labelled_rows"] > 0
     assert (candidate["placement/site"], candidate["placement/cluster"], candidate["placement/gpus"]) == (
         "cloud",
         "eks",

@@ -6,10 +6,15 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, module scope)
 
-from astromined.ml.self_training import pseudo_labelled
+from astromined.ml.dataset import SplitArrays
+from astromined.ml.model import ArchitectureConfig
+from astromined.ml.self_training import pseudo_labelled, self_train
+from astromined.ml.train import TrainConfig, predict, train_model
 from astromined.taxonomy import COMPLEXES
 
 N = len(COMPLEXES)
@@ -83,3 +88,49 @@ def test_no_rows_and_a_zero_limit_give_no_pseudo_labels():
 def test_bad_teacher_outputs_are_refused_by_name(probabilities, metal, confidence, limit, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         pseudo_labelled(np.ones((4, 3)), probabilities, metal, limit=limit, seed=1, confidence=confidence)
+
+
+# --- self_train: teacher, pseudo-labels, student -------------------------------------------------------
+
+
+def _two_blobs(n: int, seed: int) -> SplitArrays:
+    """Two well-separated classes in two features, metal richness by class."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = (np.where(y[:, None] == 1, 4.0, -4.0) + rng.normal(0, 0.5, (n, 2))).astype(np.float32)
+    return SplitArrays(x=x, y_class=y.astype(np.int64), y_metal=np.where(y == 1, 0.8, 0.1).astype(np.float32))
+
+
+def test_the_student_trains_on_the_train_rows_then_the_rows_the_teacher_is_sure_of():
+    architecture = ArchitectureConfig(feature_names=("a", "b"), classes=("X", "Y"), hidden=8)
+    config = TrainConfig(max_epochs=30, patience=5, batch_size=32, learning_rate=1e-2, seed=3)
+    train, validation = _two_blobs(40, 1), _two_blobs(30, 2)
+    # 100 rows from the same classes: the teacher is sure of most of them.
+    unlabelled = _two_blobs(100, 3).x
+    calls, results = [], []
+
+    def fit(rows: SplitArrays, role: str):
+        calls.append((role, rows))
+        result = train_model(
+            architecture, rows.x, rows.y_class, rows.y_metal, validation.x, validation.y_class,
+            validation.y_metal, torch.device("cpu"), config,
+        )  # fmt: skip
+        results.append(result)
+        return result
+
+    outcome = self_train(fit, train, unlabelled, seed=11)
+
+    assert [role for role, _ in calls] == ["teacher", "student"]
+    assert calls[0][1] is train
+    assert (outcome.teacher, outcome.student) == (results[0], results[1])
+    probabilities, metal = predict(outcome.teacher.model, unlabelled)
+    expected = pseudo_labelled(unlabelled, probabilities, metal, limit=len(train), seed=11)
+    student_rows = calls[1][1]
+    for field in ("x", "y_class", "y_metal"):
+        np.testing.assert_array_equal(
+            getattr(student_rows, field), np.concatenate([getattr(train, field), getattr(expected, field)])
+        )
+    # More than 40 rows are sure: the cap (the train rows' count) binds.
+    assert (probabilities.max(axis=1) >= 0.9).sum() > 40
+    assert (outcome.unlabelled_rows, outcome.pseudo_labelled_rows) == (100, 40)
+    assert outcome.note.startswith("student trained on 40 of 100 unlabelled rows")
