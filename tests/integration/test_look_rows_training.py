@@ -8,11 +8,13 @@ import datetime as dt
 import dagster as dg
 import numpy as np
 import pytest
+from support.training_runs import (
+    TRAINING,
+    materialization_metadata,
+    record_train_model,
+    tiny_lake_with_days,
+)
 
-import assets.features
-import assets.models
-import assets.readiness
-import assets.telemetry
 from astromined import lake_layout
 from astromined.features.engineering import (
     INPUT_COLUMNS,
@@ -25,48 +27,18 @@ from astromined.ml.registry import ModelRegistry
 from astromined.storage import read_arrow_columns, read_parquet
 
 DAYS = ("2026-06-01", "2026-06-02", "2026-06-03", "2026-06-04")
-FEATURES = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
-TRAINING = [
-    assets.readiness.infrastructure_readiness,
-    assets.features.training_set,
-    assets.models.candidate_model,
-]
 QUICK = {"max_epochs": 2, "patience": 1, "ensemble_members": 1}
-
-
-def _metadata(result, key):
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
-    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
 
 
 @pytest.fixture(scope="module")
 def lake_with_four_days(tmp_path_factory):
     """Four days of features of the tiny fleet, materialized once for the module."""
-    from astromined.environment import load_settings
-    from resources import build_resources
-
-    state = tmp_path_factory.mktemp("look-rows") / "state"
-    resources = build_resources(
-        load_settings({"ASTROMINED_STATE_DIR": str(state), "ASTROMINED_SCALE": "tiny"})
-    )
-    with dg.instance_for_test() as instance:
-        for day in DAYS:
-            assert dg.materialize(FEATURES, partition_key=day, resources=resources, instance=instance).success
-    return resources
+    return tiny_lake_with_days(tmp_path_factory.mktemp("look-rows") / "state", DAYS)
 
 
 @pytest.fixture
 def captured_training(monkeypatch):
-    """What candidate_model passes to train_model (the real one still trains)."""
-    calls = []
-    real = assets.models.train_model
-
-    def recording(architecture, x, y_class, y_metal, vx, vy_class, vy_metal, **kwargs):
-        calls.append({"x": x, "y_class": y_class, "validation_x": vx})
-        return real(architecture, x, y_class, y_metal, vx, vy_class, vy_metal, **kwargs)
-
-    monkeypatch.setattr(assets.models, "train_model", recording)
-    return calls
+    return record_train_model(monkeypatch)
 
 
 def _train(resources, *, window_days=4, budget=None, unit=None, candidate=None):
@@ -82,7 +54,7 @@ def _train(resources, *, window_days=4, budget=None, unit=None, candidate=None):
     with dg.instance_for_test() as instance:
         result = dg.materialize(TRAINING, resources=resources, instance=instance, run_config={"ops": ops})
     assert result.success
-    return _metadata(result, "training_set"), _metadata(result, "candidate_model")
+    return tuple(materialization_metadata(result, key) for key in ("training_set", "candidate_model"))
 
 
 def _expected_day_rows(store, days=DAYS):

@@ -6,11 +6,14 @@ own switch turn it off, and a missing object fails the step by name."""
 import dagster as dg
 import numpy as np
 import pytest
+from support.training_runs import (
+    TRAINING,
+    materialization_metadata,
+    record_train_model,
+    tiny_lake_with_days,
+)
 
-import assets.features
 import assets.models
-import assets.readiness
-import assets.telemetry
 from astromined import lake_layout
 from astromined.features.engineering import finite_model_inputs, model_inputs
 from astromined.features.training_set import load_training_manifest, load_unlabelled_rows
@@ -18,48 +21,18 @@ from astromined.ml.registry import ModelRegistry
 from astromined.storage import read_parquet
 
 DAYS = ("2026-06-01", "2026-06-02")
-FEATURES = [assets.telemetry.raw_telemetry, assets.features.asteroid_features]
-TRAINING = [
-    assets.readiness.infrastructure_readiness,
-    assets.features.training_set,
-    assets.models.candidate_model,
-]
 QUICK = {"max_epochs": 3, "patience": 2, "ensemble_members": 1}
-
-
-def _metadata(result, key):
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
-    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
 
 
 @pytest.fixture(scope="module")
 def lake_with_two_days(tmp_path_factory):
     """Two days of features of the tiny fleet, materialized once for the module."""
-    from astromined.environment import load_settings
-    from resources import build_resources
-
-    state = tmp_path_factory.mktemp("self-training") / "state"
-    resources = build_resources(
-        load_settings({"ASTROMINED_STATE_DIR": str(state), "ASTROMINED_SCALE": "tiny"})
-    )
-    with dg.instance_for_test() as instance:
-        for day in DAYS:
-            assert dg.materialize(FEATURES, partition_key=day, resources=resources, instance=instance).success
-    return resources
+    return tiny_lake_with_days(tmp_path_factory.mktemp("self-training") / "state", DAYS)
 
 
 @pytest.fixture
 def captured_training(monkeypatch):
-    """The rows candidate_model passes to train_model, call by call (the real one still trains)."""
-    calls = []
-    real = assets.models.train_model
-
-    def recording(architecture, x, y_class, y_metal, vx, vy_class, vy_metal, **kwargs):
-        calls.append({"x": x, "y_class": y_class, "y_metal": y_metal, "validation_x": vx})
-        return real(architecture, x, y_class, y_metal, vx, vy_class, vy_metal, **kwargs)
-
-    monkeypatch.setattr(assets.models, "train_model", recording)
-    return calls
+    return record_train_model(monkeypatch)
 
 
 def _train(resources, *, window_days=1, training=None, candidate=None):
@@ -70,7 +43,7 @@ def _train(resources, *, window_days=1, training=None, candidate=None):
     with dg.instance_for_test() as instance:
         result = dg.materialize(TRAINING, resources=resources, instance=instance, run_config={"ops": ops})
     assert result.success
-    return _metadata(result, "training_set"), _metadata(result, "candidate_model")
+    return tuple(materialization_metadata(result, key) for key in ("training_set", "candidate_model"))
 
 
 def _expected_unlabelled(store, days):
