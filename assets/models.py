@@ -77,7 +77,7 @@ class CandidateConfig(dg.Config):
     look_rows: bool = True
     # Self-train when the training set stores unlabelled rows (one-day windows, within
     # TrainingSetConfig.unlabelled_row_budget): a first candidate (the teacher) labels them, and the
-    # candidate registered (the student) trains on the train rows plus those the teacher is at least 0.9
+    # candidate registered (the student) trains on the train rows plus those the teacher is at least 0.8
     # sure of, at most as many; ~2.5x the training (ml/self_training.py, BENCHMARKS.md model quality).
     self_training: bool = True
 

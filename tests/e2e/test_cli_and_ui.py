@@ -17,7 +17,7 @@ from support.tools import require_tool
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # The default scale (what `make run` uses): at tiny scale the network need not beat the logistic-regression
-# baseline, and the promotion gate rightly keeps it out. On this day it wins (macro-F1 0.961 vs 0.942).
+# baseline, and the promotion gate rightly keeps it out. On this day it wins (macro-F1 0.963 vs 0.942).
 DAY = "2026-06-01"
 
 

@@ -13,7 +13,7 @@ from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, m
 
 from astromined.ml.dataset import SplitArrays
 from astromined.ml.model import ArchitectureConfig
-from astromined.ml.self_training import pseudo_labelled, self_train
+from astromined.ml.self_training import SELF_TRAINING_CONFIDENCE, pseudo_labelled, self_train
 from astromined.ml.train import TrainConfig, predict, train_model
 from astromined.taxonomy import COMPLEXES
 
@@ -131,6 +131,6 @@ def test_the_student_trains_on_the_train_rows_then_the_rows_the_teacher_is_sure_
             getattr(student_rows, field), np.concatenate([getattr(train, field), getattr(expected, field)])
         )
     # More than 40 rows are sure: the cap (the train rows' count) binds.
-    assert (probabilities.max(axis=1) >= 0.9).sum() > 40
+    assert (probabilities.max(axis=1) >= SELF_TRAINING_CONFIDENCE).sum() > 40
     assert (outcome.unlabelled_rows, outcome.pseudo_labelled_rows) == (100, 40)
     assert outcome.note.startswith("student trained on 40 of 100 unlabelled rows")
