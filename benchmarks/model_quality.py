@@ -214,14 +214,15 @@ def train_candidate(
     if unlabelled is None:
         trained = train_network(train_config, train, validation)
         return trained, trained
-    started = time.perf_counter()
-    outcome = self_train(
-        lambda rows, _role: train_network(train_config, rows, validation)[0],
-        train,
-        unlabelled,
-        train_config.seed,
-    )
-    return (outcome.student, time.perf_counter() - started), (outcome.teacher, outcome.teacher.train_seconds)
+    seconds: list[float] = []
+
+    def fit(rows: SplitArrays, _role: str):
+        result, took = train_network(train_config, rows, validation)
+        seconds.append(took)
+        return result
+
+    outcome = self_train(fit, train, unlabelled, train_config.seed)
+    return (outcome.student, sum(seconds)), (outcome.teacher, seconds[0])
 
 
 def holdout_scores(model, holdout: SplitArrays) -> dict[str, float]:

@@ -217,6 +217,9 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         train = split_arrays(table if looks is None else looks.rows, "train")
         validation = split_arrays(table, "validation")
         architecture = ArchitectureConfig(feature_names=tuple(MODEL_FEATURES), classes=COMPLEXES)
+        # CandidateConfig's defaults (assets/models.py); data_to_model.py checks that both sides registered
+        # the same model version, so a drift between the two shows up there.
+        train_config = TrainConfig(ensemble_members=3)
 
         def fit(rows, _role=""):
             return train_model(
@@ -228,15 +231,13 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 validation.y_class,
                 validation.y_metal,
                 device=device,
-                # CandidateConfig's defaults (assets/models.py); data_to_model.py checks that both sides
-                # registered the same model version, so a drift between the two shows up there.
-                config=TrainConfig(ensemble_members=3),
+                config=train_config,
             )
 
         if unlabelled is None:
             result, pseudo_labelled_rows = fit(train), 0
         else:
-            trained = self_train(fit, train, model_inputs(unlabelled), TrainConfig().seed)
+            trained = self_train(fit, train, model_inputs(unlabelled), train_config.seed)
             result, pseudo_labelled_rows = trained.student, trained.pseudo_labelled_rows
         probabilities, metal = predict(result.model, validation.x)
         validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
