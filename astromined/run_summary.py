@@ -41,11 +41,14 @@ def summarize_run(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstanc
             f"holdout {training['rows_holdout']}) over {len(training['partitions'])} day(s)"
         )
     if candidate := m.get("candidate_model"):
-        # Self-training's rows (one-day windows): the unlabelled asteroids the teacher labelled.
+        # Self-training's rows (one-day windows): the validation rows of its refit, and the unlabelled
+        # asteroids the teacher labelled.
         pseudo = candidate.get("pseudo_labelled_rows", 0)
+        refit = candidate.get("refit_validation_rows", 0)
         lines.append(
             f"candidate   {candidate['version']} on {candidate['device']}: "
             f"{candidate['train_rows']} train rows ({candidate['train_rows_kind']})"
+            f"{f' + {refit} validation' if refit else ''}"
             f"{f' + {pseudo} pseudo-labelled' if pseudo else ''}, "
             f"{candidate['epochs_run']} epochs, "
             f"{candidate['samples_per_second']:.0f} samples/s"

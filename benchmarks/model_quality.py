@@ -38,10 +38,14 @@ training set stores the window's unlabelled rows (``features/unlabelled_rows.py`
 unlabelled asteroids (each day's rows of them; none is in any split, so none is in the holdout), and a
 second network of the same configuration (the student) trains on the train rows plus the unlabelled rows
 the teacher gives a probability of at least SELF_TRAINING_CONFIDENCE, at most as many as the train rows
-(drawn with the training seed), each with the teacher's class and metal richness. The student is the
-network scored; the teacher is scored too, as "<network> teacher": the network without self-training,
-from the same run. ``--self-training-max-days 0`` turns it off; a larger value measures it on longer
-windows (BENCHMARKS.md: it gained nothing on 2- and 3-day windows).
+(drawn with the training seed), each with the teacher's class and metal richness; then both are refit on
+the train and validation rows for their early-stopped epochs, the refit teacher labelling again
+(``CandidateConfig.refit_with_validation``). The refit student is the network scored; the teacher is
+scored too, as "<network> teacher": the network without self-training, from the same run.
+``--self-training-max-days 0`` turns it off; a larger value measures it on longer windows (BENCHMARKS.md:
+it gained nothing on 2- and 3-day windows). A refit trains on labels the gate's baseline (train split
+only) does not see, so each case also scores "baseline train+validation", the same logistic regression
+fit on the train and validation rows: the networks' margins over it are a like-for-like comparison.
 
 ``--combined-rows`` also trains each network on the window's combined rows, one per train asteroid with
 its looks combined: the candidate before it trained on look rows, to compare. The baseline always trains
@@ -85,7 +89,7 @@ from astromined.features.unlabelled_rows import SELF_TRAINING_MAX_DAYS  # noqa: 
 from astromined.ml.dataset import SplitArrays, concatenated, split_arrays  # noqa: E402
 from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
-from astromined.ml.self_training import self_train  # noqa: E402
+from astromined.ml.self_training import refit_config, self_train  # noqa: E402
 from astromined.ml.train import TrainConfig, predict, train_model  # noqa: E402
 from astromined.storage import read_parquet  # noqa: E402
 from astromined.taxonomy import COMPLEXES  # noqa: E402
@@ -216,13 +220,13 @@ def train_candidate(
         return trained, trained
     seconds: list[float] = []
 
-    def fit(rows: SplitArrays, _role: str):
-        result, took = train_network(train_config, rows, validation)
+    def fit(rows: SplitArrays, _role: str, epochs: int | None):
+        result, took = train_network(refit_config(train_config, epochs), rows, validation)
         seconds.append(took)
         return result
 
-    outcome = self_train(fit, train, unlabelled, train_config.seed)
-    return (outcome.student, sum(seconds)), (outcome.teacher, seconds[0])
+    outcome = self_train(fit, train, unlabelled, train_config.seed, validation=validation)
+    return (outcome.registered, sum(seconds)), (outcome.teacher, seconds[0])
 
 
 def holdout_scores(model, holdout: SplitArrays) -> dict[str, float]:
@@ -281,6 +285,9 @@ def main() -> int:
     self_training = args.window <= args.self_training_max_days
     rows += [f"{name} teacher" for name in networks] if self_training else []
     margins: dict[str, list[float]] = {name: [] for name in rows}
+    # Over the baseline fit on train + validation (the labels a refit candidate trains on).
+    margins_labelled: dict[str, list[float]] = {name: [] for name in rows}
+    labelled_baseline_margins: list[float] = []
     extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     print(
         "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
@@ -313,6 +320,16 @@ def main() -> int:
                 )
                 baseline = baseline_all["macro_f1"]
                 baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
+                labelled = concatenated([combined_train[day], validation])
+                baseline_labelled = baseline_metrics(labelled.x, labelled.y_class, holdout.x, holdout.y_class)
+                labelled_baseline_margins.append(baseline_labelled["macro_f1"] - baseline)
+                print(
+                    f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
+                    f"| baseline train+validation | {baseline_labelled['macro_f1']:.4f} "
+                    f"| {baseline_labelled['macro_f1'] - baseline:+.4f} "
+                    f"| {round((1.0 - baseline_labelled['accuracy']) * len(holdout))} | - |",
+                    flush=True,
+                )
                 trained: dict[str, list] = {}
                 for name, train_config in networks.items():
                     candidates = [
@@ -337,6 +354,7 @@ def main() -> int:
                     scores = [holdout_scores(result.model, holdout) for result, _ in results]
                     day_margins = [s["macro_f1"] - baseline for s in scores]
                     margins[name] += day_margins
+                    margins_labelled[name] += [s["macro_f1"] - baseline_labelled["macro_f1"] for s in scores]
                     extra[name] += [
                         (s["ece"], s["metal_richness_mae"], seconds)
                         for s, (_, seconds) in zip(scores, results, strict=True)
@@ -364,21 +382,29 @@ def main() -> int:
     print()
     print(
         "| network | margin min | margin median | margin max | wins | median ECE | median metal MAE "
-        "| median training s per candidate |"
+        "| median training s per candidate | wins over the baseline fit on train+validation (min margin) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, values in margins.items():
         ece, mae, seconds = (statistics.median(v[i] for v in extra[name]) for i in range(3))
+        like_for_like = margins_labelled[name]
         print(
             f"| {name} | {min(values):+.4f} | {statistics.median(values):+.4f} | {max(values):+.4f} | "
-            f"{sum(v > 0 for v in values)}/{len(values)} | {ece:.4f} | {mae:.4f} | {seconds:.1f} |"
+            f"{sum(v > 0 for v in values)}/{len(values)} | {ece:.4f} | {mae:.4f} | {seconds:.1f} | "
+            f"{sum(v > 0 for v in like_for_like)}/{len(like_for_like)} ({min(like_for_like):+.4f}) |"
         )
+    values = labelled_baseline_margins
+    print(
+        f"| baseline train+validation (vs the gate's baseline) | {min(values):+.4f} | "
+        f"{statistics.median(values):+.4f} | {max(values):+.4f} | "
+        f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - | - |"
+    )
     if pooled_baseline_margins:
         values = pooled_baseline_margins
         print(
             f"| baseline pooled (vs the one-day baseline) | {min(values):+.4f} | "
             f"{statistics.median(values):+.4f} | {max(values):+.4f} | "
-            f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - |"
+            f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - | - |"
         )
     first = next(iter(margins.values()))
     return 0 if all(v > 0 for v in first) else 1

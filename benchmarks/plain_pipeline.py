@@ -94,7 +94,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     from astromined.ml.quantize import parity, quantize, to_npz_bytes
     from astromined.ml.registry import ModelRegistry
     from astromined.ml.scoring import mining_value, rank_sectors
-    from astromined.ml.self_training import self_train
+    from astromined.ml.self_training import refit_config, self_train
     from astromined.ml.train import TrainConfig, predict, train_model
     from astromined.ml.uplink import (
         build_model_package,
@@ -221,7 +221,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         # the same model version, so a drift between the two shows up there.
         train_config = TrainConfig(ensemble_members=3)
 
-        def fit(rows, _role=""):
+        def fit(rows, _role="", epochs=None):
             return train_model(
                 architecture,
                 rows.x,
@@ -231,15 +231,21 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 validation.y_class,
                 validation.y_metal,
                 device=device,
-                config=train_config,
+                config=refit_config(train_config, epochs),
             )
 
+        refit_validation_rows = 0
         if unlabelled is None:
             result, pseudo_labelled_rows = fit(train), 0
-        else:
-            trained = self_train(fit, train, model_inputs(unlabelled), train_config.seed)
-            result, pseudo_labelled_rows = trained.student, trained.pseudo_labelled_rows
-        probabilities, metal = predict(result.model, validation.x)
+            validated = result
+        else:  # CandidateConfig.refit_with_validation
+            trained = self_train(
+                fit, train, model_inputs(unlabelled), train_config.seed, validation=validation
+            )
+            result, pseudo_labelled_rows = trained.registered, trained.pseudo_labelled_rows
+            validated = trained.student
+            refit_validation_rows = len(validation)
+        probabilities, metal = predict(validated.model, validation.x)
         validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
         reference = load_training_reference(lake, lake_layout.TRAINING_SET)
         registry = ModelRegistry(lake)
@@ -252,6 +258,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 "train_rows": len(train),
                 "train_rows_kind": "per asteroid" if looks is None else looks.kind,
                 "pseudo_labelled_rows": pseudo_labelled_rows,
+                "refit_validation_rows": refit_validation_rows,
                 "validation_rows": len(validation),
                 "device": str(device),
             },

@@ -92,12 +92,19 @@ def calibrate_temperature(model: CompositionNet, x_val: np.ndarray, y_class_val:
     logits, _ = model(torch.as_tensor(x_val, dtype=torch.float32, device=device))
     labels = torch.as_tensor(y_class_val, dtype=torch.long, device=logits.device)
     temperature = float(TEMPERATURE_GRID[grid_argmin_temperature(logits.double(), labels)])
+    fold_temperature(model, temperature)
+    return temperature
+
+
+@torch.no_grad()
+def fold_temperature(model: CompositionNet, temperature: float) -> None:
+    """Divide the class logits by ``temperature`` in place, in the layers that sum to them (class head and
+    wide path): the predicted classes stay, the probabilities sharpen (T < 1) or soften (T > 1)."""
     layers = [model.class_head] + ([model.wide] if model.wide is not None else [])
     for layer in layers:
         layer.weight.div_(temperature)
         if layer.bias is not None:
             layer.bias.div_(temperature)
-    return temperature
 
 
 def grid_argmin_temperature(logits: torch.Tensor, labels: torch.Tensor) -> int:

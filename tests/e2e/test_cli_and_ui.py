@@ -64,10 +64,14 @@ def test_run_prints_the_summary(first_run):
         assert f"\n{line_start}" in out, f"summary lacks the {line_start.strip()} line:\n{out}"
     assert "500 files" in out
     # One day in the lake, within the look-row budget: the candidate trains on one row per observation,
-    # and self-trains on the day's unlabelled asteroids (at most as many rows as the train looks).
-    [candidate] = re.findall(r"train rows \(per look\) \+ (\d+) pseudo-labelled, ", out)
+    # self-trains on the day's unlabelled asteroids and is refit on the validation rows too (at most as
+    # many pseudo-labelled rows as the train looks and validation rows).
+    [(validation, pseudo)] = re.findall(
+        r"train rows \(per look\) \+ (\d+) validation \+ (\d+) pseudo-labelled, ", out
+    )
     looks = int(re.search(r"(\d+) train rows \(per look\)", out).group(1))
-    assert 0 < int(candidate) <= looks
+    assert int(validation) == int(re.search(r"validation (\d+) / holdout", out).group(1))
+    assert 0 < int(pseudo) <= looks + int(validation)
 
 
 def test_run_is_idempotent_and_registry_commands_work(state, first_run):

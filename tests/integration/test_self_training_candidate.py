@@ -1,7 +1,8 @@
 """Self-training through the assets: on a one-day window training_set stores the day's unlabelled rows, and
-candidate_model trains a teacher on the train rows, then registers a student trained on the train rows
-followed by the unlabelled rows the teacher is sure of; longer windows, a small budget or the candidate's
-own switch turn it off, and a missing object fails the step by name."""
+candidate_model trains a teacher on the train rows and a student on the train rows followed by the
+unlabelled rows the teacher is sure of, then refits both on train + validation for their early-stopped
+epochs and registers the refit student; longer windows, a small budget or the candidate's own switches
+turn it (or the refit) off, and a missing object fails the step by name."""
 
 import dagster as dg
 import numpy as np
@@ -81,24 +82,51 @@ def test_a_one_day_window_self_trains_on_its_unlabelled_asteroids(lake_with_two_
     stored = load_unlabelled_rows(store, load_training_manifest(store, lake_layout.TRAINING_SET))
     np.testing.assert_array_equal(stored["asteroid_id"], expected["asteroid_id"])
 
-    teacher, student = captured_training
+    teacher, student, refit_teacher, refit_student = captured_training
     # The teacher trains on the train looks; the student on the same rows followed by pseudo-labelled
-    # unlabelled rows, at most as many, drawn in the stored order; both validate on the same rows.
+    # unlabelled rows, at most as many, drawn in the stored order; all four validate on the same rows.
     n_train = len(teacher["x"])
     assert candidate["train_rows"] == n_train
     np.testing.assert_array_equal(student["x"][:n_train], teacher["x"])
     np.testing.assert_array_equal(student["y_class"][:n_train], teacher["y_class"])
-    pseudo = student["x"][n_train:]
-    assert 0 < len(pseudo) == candidate["pseudo_labelled_rows"] <= n_train
+    assert 0 < len(student["x"]) - n_train <= n_train
+    assert _is_subsequence(student["x"][n_train:], model_inputs(expected))
+    for refit in (student, refit_teacher, refit_student):
+        np.testing.assert_array_equal(refit["validation_x"], teacher["validation_x"])
+    # The refits train on the validation rows too: the teacher on train + validation, the registered
+    # student on those followed by the refit teacher's pseudo-labels, at most as many as both.
+    validation_x = teacher["validation_x"]
+    n_labelled = n_train + len(validation_x)
+    np.testing.assert_array_equal(refit_teacher["x"], np.concatenate([teacher["x"], validation_x]))
+    np.testing.assert_array_equal(refit_student["x"][:n_labelled], refit_teacher["x"])
+    np.testing.assert_array_equal(refit_student["y_class"][:n_labelled], refit_teacher["y_class"])
+    pseudo = refit_student["x"][n_labelled:]
+    assert 0 < len(pseudo) == candidate["pseudo_labelled_rows"] <= n_labelled
     assert _is_subsequence(pseudo, model_inputs(expected))
-    np.testing.assert_array_equal(student["validation_x"], teacher["validation_x"])
     assert candidate["self_training"].startswith(
-        f"student trained on {len(pseudo)} of {len(expected)} unlabelled rows"
+        f"student trained on {len(pseudo)} of {len(expected)} unlabelled rows (refit teacher"
     )
+    assert candidate["refit_validation_rows"] == len(validation_x)
+    # QUICK trains at most 3 epochs: each refit trains as many as its early-stopped training chose.
+    assert 1 <= candidate["epochs_run"] <= 3
 
     _, manifest = ModelRegistry(store).load(candidate["version"])
     assert manifest["lineage"]["pseudo_labelled_rows"] == len(pseudo)
     assert manifest["lineage"]["train_rows"] == n_train
+    assert manifest["lineage"]["refit_validation_rows"] == len(validation_x)
+
+
+def test_the_refit_can_be_turned_off(lake_with_two_days, captured_training):
+    store = lake_with_two_days["lake"].store()
+    _, candidate = _train(lake_with_two_days, candidate={"refit_with_validation": False})
+    teacher, student = captured_training
+    n_train = len(teacher["x"])
+    assert 0 < len(student["x"]) - n_train == candidate["pseudo_labelled_rows"] <= n_train
+    assert " (teacher at least" in candidate["self_training"]
+    assert candidate["refit_validation_rows"] == 0
+    _, manifest = ModelRegistry(store).load(candidate["version"])
+    assert manifest["lineage"]["pseudo_labelled_rows"] == candidate["pseudo_labelled_rows"]
+    assert manifest["lineage"]["refit_validation_rows"] == 0
 
 
 def test_a_two_day_window_stores_none_and_trains_once(lake_with_two_days, captured_training):
@@ -125,7 +153,7 @@ def test_a_longer_self_training_window_stores_each_days_rows(lake_with_two_days,
     assert list(stored["day"]) == [
         day for day, rows in zip(DAYS, expected, strict=True) for _ in range(len(rows))
     ]
-    assert len(captured_training) == 2 and candidate["pseudo_labelled_rows"] > 0
+    assert len(captured_training) == 4 and candidate["pseudo_labelled_rows"] > 0
 
 
 def test_over_the_budget_the_candidate_trains_on_the_labelled_rows(lake_with_two_days, captured_training):

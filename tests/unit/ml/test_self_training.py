@@ -1,7 +1,9 @@
-"""Pseudo-labels for self-training: the unlabelled rows the teacher is sure of, capped, reproducibly."""
+"""Self-training: pseudo-labels (the unlabelled rows the teacher is sure of, capped, reproducibly), the
+teacher and student trainings, and their refit on the validation rows for the early-stopped epochs."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -12,9 +14,15 @@ from hypothesis import strategies as st
 from support.torch_threads import single_thread_torch  # noqa: F401  (autouse, module scope)
 
 from astromined.ml.dataset import SplitArrays
-from astromined.ml.model import ArchitectureConfig
-from astromined.ml.self_training import SELF_TRAINING_CONFIDENCE, pseudo_labelled, self_train
-from astromined.ml.train import TrainConfig, predict, train_model
+from astromined.ml.model import ArchitectureConfig, CompositionNet
+from astromined.ml.self_training import (
+    SELF_TRAINING_CONFIDENCE,
+    early_stopped_epochs,
+    pseudo_labelled,
+    refit_config,
+    self_train,
+)
+from astromined.ml.train import TrainConfig, TrainResult, predict, train_model
 from astromined.taxonomy import COMPLEXES
 
 N = len(COMPLEXES)
@@ -93,44 +101,153 @@ def test_bad_teacher_outputs_are_refused_by_name(probabilities, metal, confidenc
 # --- self_train: teacher, pseudo-labels, student -------------------------------------------------------
 
 
-def _two_blobs(n: int, seed: int) -> SplitArrays:
-    """Two well-separated classes in two features, metal richness by class."""
+def _two_blobs(n: int, seed: int, spread: float = 0.5) -> SplitArrays:
+    """Two classes in two features (well separated at the default ``spread``), metal richness by class."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
-    x = (np.where(y[:, None] == 1, 4.0, -4.0) + rng.normal(0, 0.5, (n, 2))).astype(np.float32)
+    x = (np.where(y[:, None] == 1, 4.0, -4.0) + rng.normal(0, spread, (n, 2))).astype(np.float32)
     return SplitArrays(x=x, y_class=y.astype(np.int64), y_metal=np.where(y == 1, 0.8, 0.1).astype(np.float32))
 
 
+ARCHITECTURE = ArchitectureConfig(feature_names=("a", "b"), classes=("X", "Y"), hidden=8)
+CONFIG = TrainConfig(max_epochs=30, patience=5, batch_size=32, learning_rate=1e-2, seed=3)
+
+
+def _recording_fit(validation: SplitArrays, calls: list, results: list):
+    """A Fit that trains for real (validating on ``validation``) and records each call."""
+
+    def fit(rows: SplitArrays, role: str, epochs: int | None):
+        calls.append((role, rows, epochs))
+        result = train_model(
+            ARCHITECTURE, rows.x, rows.y_class, rows.y_metal, validation.x, validation.y_class,
+            validation.y_metal, torch.device("cpu"), refit_config(CONFIG, epochs),
+        )  # fmt: skip
+        results.append(result)
+        return result
+
+    return fit
+
+
+def _assert_rows(rows: SplitArrays, *parts: SplitArrays) -> None:
+    for field in ("x", "y_class", "y_metal"):
+        np.testing.assert_array_equal(
+            getattr(rows, field), np.concatenate([getattr(p, field) for p in parts])
+        )
+
+
 def test_the_student_trains_on_the_train_rows_then_the_rows_the_teacher_is_sure_of():
-    architecture = ArchitectureConfig(feature_names=("a", "b"), classes=("X", "Y"), hidden=8)
-    config = TrainConfig(max_epochs=30, patience=5, batch_size=32, learning_rate=1e-2, seed=3)
     train, validation = _two_blobs(40, 1), _two_blobs(30, 2)
     # 100 rows from the same classes: the teacher is sure of most of them.
     unlabelled = _two_blobs(100, 3).x
     calls, results = [], []
 
-    def fit(rows: SplitArrays, role: str):
-        calls.append((role, rows))
-        result = train_model(
-            architecture, rows.x, rows.y_class, rows.y_metal, validation.x, validation.y_class,
-            validation.y_metal, torch.device("cpu"), config,
-        )  # fmt: skip
-        results.append(result)
-        return result
+    outcome = self_train(_recording_fit(validation, calls, results), train, unlabelled, seed=11)
 
-    outcome = self_train(fit, train, unlabelled, seed=11)
-
-    assert [role for role, _ in calls] == ["teacher", "student"]
+    assert [(role, epochs) for role, _, epochs in calls] == [("teacher", None), ("student", None)]
     assert calls[0][1] is train
     assert (outcome.teacher, outcome.student) == (results[0], results[1])
+    assert outcome.registered is outcome.student and outcome.refit_student is None
     probabilities, metal = predict(outcome.teacher.model, unlabelled)
     expected = pseudo_labelled(unlabelled, probabilities, metal, limit=len(train), seed=11)
-    student_rows = calls[1][1]
-    for field in ("x", "y_class", "y_metal"):
-        np.testing.assert_array_equal(
-            getattr(student_rows, field), np.concatenate([getattr(train, field), getattr(expected, field)])
-        )
+    _assert_rows(calls[1][1], train, expected)
     # More than 40 rows are sure: the cap (the train rows' count) binds.
     assert (probabilities.max(axis=1) >= SELF_TRAINING_CONFIDENCE).sum() > 40
     assert (outcome.unlabelled_rows, outcome.pseudo_labelled_rows) == (100, 40)
     assert outcome.note.startswith("student trained on 40 of 100 unlabelled rows")
+
+
+def test_with_the_validation_rows_both_are_refit_on_them_for_their_early_stopped_epochs():
+    # Overlapping classes: the temperatures are not at the grid's edge.
+    train, validation = _two_blobs(40, 1, spread=3.0), _two_blobs(30, 2, spread=3.0)
+    unlabelled = _two_blobs(200, 3, spread=3.0).x
+    calls, results = [], []
+
+    outcome = self_train(
+        _recording_fit(validation, calls, results), train, unlabelled, seed=11, validation=validation
+    )
+
+    teacher, student, refit_teacher, refit_student = results
+    # The refit teacher is its training's; the refit student its training's with the early-stopped
+    # student's temperature.
+    assert outcome.refit_teacher is refit_teacher
+    assert outcome.refit_student.model is refit_student.model
+    refit_student = outcome.refit_student
+    assert [(role, epochs) for role, _, epochs in calls] == [
+        ("teacher", None),
+        ("student", None),
+        ("teacher refit", early_stopped_epochs(teacher)),
+        ("student refit", early_stopped_epochs(student)),
+    ]
+    assert (outcome.teacher, outcome.student) == (teacher, student)
+    assert outcome.registered is refit_student
+    # The refit teacher trains on train + validation; the pseudo-labels of the registered student are ITS
+    # labels (not the early-stopped teacher's), at most as many as the 70 labelled rows.
+    _assert_rows(calls[2][1], train, validation)
+    probabilities, metal = predict(refit_teacher.model, unlabelled)
+    expected = pseudo_labelled(unlabelled, probabilities, metal, limit=70, seed=11)
+    assert (probabilities.max(axis=1) >= SELF_TRAINING_CONFIDENCE).sum() > 70
+    _assert_rows(calls[3][1], train, validation, expected)
+    assert (outcome.unlabelled_rows, outcome.pseudo_labelled_rows, outcome.labelled_rows) == (200, 70, 70)
+    # Each refit ran exactly its epochs: no early stop cut it short.
+    assert refit_teacher.epochs_run == early_stopped_epochs(teacher)
+    assert refit_student.epochs_run == early_stopped_epochs(student)
+    # The validation rows are in a refit's training, so the temperature fitted on them is in sample: the
+    # registered student takes the early-stopped student's (fitted out of sample) instead. Retraining it
+    # gives the refit's own temperature folded in; the registered logits are those rescaled.
+    assert CONFIG.temperature_scaling and refit_student.temperature == student.temperature
+    again = train_model(
+        ARCHITECTURE, calls[3][1].x, calls[3][1].y_class, calls[3][1].y_metal, validation.x,
+        validation.y_class, validation.y_metal,
+        torch.device("cpu"), refit_config(CONFIG, early_stopped_epochs(student)),
+    )  # fmt: skip
+    assert again.temperature not in (1.0, student.temperature)
+    x = torch.as_tensor(unlabelled)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            refit_student.model(x)[0], again.model(x)[0] * again.temperature / student.temperature
+        )
+    assert outcome.note.startswith("student trained on 70 of 200 unlabelled rows (refit teacher")
+    assert f"for the {early_stopped_epochs(student)} epochs the early-stopped student took" in outcome.note
+
+
+def _result(best_epoch: int, member_best_epochs: tuple[int, ...] = ()) -> TrainResult:
+    return TrainResult(
+        model=CompositionNet(ARCHITECTURE),
+        best_epoch=best_epoch,
+        epochs_run=best_epoch + 1,
+        best_validation_loss=0.1,
+        train_seconds=1.0,
+        samples_per_second=1.0,
+        history=[],
+        member_best_epochs=member_best_epochs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("best_epoch", "members", "epochs"),
+    [
+        (0, (), 1),  # best at the first epoch: one epoch
+        (11, (), 12),  # a single network (or data-parallel training): its best epoch, 0-based, + 1
+        (20, (10, 14, 20), 16),  # an ensemble: its members' mean (14.67 -> 15) + 1, not their maximum
+        (13, (12, 13), 13),  # 12.5 rounds half to even
+        (14, (13, 14), 15),  # 13.5 too
+    ],
+)
+def test_a_refit_trains_the_early_stopped_epochs(best_epoch, members, epochs):
+    assert early_stopped_epochs(_result(best_epoch, members)) == epochs
+
+
+def test_a_refit_config_trains_exactly_its_epochs():
+    assert refit_config(CONFIG, None) is CONFIG
+    assert refit_config(CONFIG, 7) == dataclasses.replace(CONFIG, max_epochs=7, patience=7)
+    with pytest.raises(ValueError, match="at least one epoch, not 0"):
+        refit_config(CONFIG, 0)
+    # Patience 1 stops early within a few epochs; the same config refit for 25 runs all 25.
+    train, validation = _two_blobs(40, 1), _two_blobs(30, 2)
+    impatient = dataclasses.replace(CONFIG, patience=1, max_epochs=100)
+    arrays = (train.x, train.y_class, train.y_metal, validation.x, validation.y_class, validation.y_metal)
+    stopped = train_model(ARCHITECTURE, *arrays, torch.device("cpu"), impatient)
+    assert stopped.epochs_run < 25
+    assert (
+        train_model(ARCHITECTURE, *arrays, torch.device("cpu"), refit_config(impatient, 25)).epochs_run == 25
+    )
