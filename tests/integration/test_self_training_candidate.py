@@ -18,7 +18,10 @@ import assets.models
 from astromined import lake_layout
 from astromined.features.engineering import finite_model_inputs, model_inputs
 from astromined.features.training_set import load_training_manifest, load_unlabelled_rows
+from astromined.ml.dataset import split_arrays
+from astromined.ml.evaluate import model_metrics
 from astromined.ml.registry import ModelRegistry
+from astromined.ml.train import predict
 from astromined.storage import read_parquet
 
 DAYS = ("2026-06-01", "2026-06-02")
@@ -114,6 +117,33 @@ def test_a_one_day_window_self_trains_on_its_unlabelled_asteroids(lake_with_two_
     assert manifest["lineage"]["pseudo_labelled_rows"] == len(pseudo)
     assert manifest["lineage"]["train_rows"] == n_train
     assert manifest["lineage"]["refit_validation_rows"] == len(validation_x)
+
+
+def test_the_validation_metrics_are_the_early_stopped_students(lake_with_two_days, monkeypatch):
+    """The refit student trained on the validation rows: what the candidate reports about them comes from
+    the early-stopped student, which did not; the refit one is what is registered."""
+    outcomes = []
+    real = assets.models.self_train
+
+    def recording(*args, **kwargs):
+        outcomes.append(real(*args, **kwargs))
+        return outcomes[-1]
+
+    monkeypatch.setattr(assets.models, "self_train", recording)
+    store = lake_with_two_days["lake"].store()
+    _, candidate = _train(lake_with_two_days)
+
+    [outcome] = outcomes
+    validation = split_arrays(read_parquet(store, lake_layout.TRAINING_SET), "validation")
+    model, manifest = ModelRegistry(store).load(candidate["version"])
+    early, _ = predict(outcome.student.model, validation.x)
+    registered, _ = predict(model, validation.x)
+    np.testing.assert_allclose(registered, predict(outcome.refit_student.model, validation.x)[0], atol=1e-6)
+    assert candidate["best_validation_loss"] == outcome.student.best_validation_loss
+    expected = model_metrics(early, predict(outcome.student.model, validation.x)[1], validation.y_class,
+                             validation.y_metal)  # fmt: skip
+    assert candidate["validation_macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert manifest["metrics"]["validation_macro_f1"] == pytest.approx(expected["macro_f1"])
 
 
 def test_the_refit_can_be_turned_off(lake_with_two_days, captured_training):
