@@ -83,8 +83,8 @@ def refit_config(config: TrainConfig, epochs: int | None) -> TrainConfig:
 
 def with_temperature_of(refit: TrainResult, early_stopped: TrainResult) -> TrainResult:
     """``refit`` with ``early_stopped``'s temperature instead of its own (its class logits rescaled in
-    place; the predicted classes stay). A refit fits its temperature on validation rows it trained on,
-    so it comes out too sure; the early-stopped training's was fitted out of sample."""
+    place; the predicted classes stay). A refit fits its temperature on validation rows it has learned,
+    not on rows it has not seen; the early-stopped training's was fitted out of sample."""
     fold_temperature(refit.model, early_stopped.temperature / refit.temperature)
     return dataclasses.replace(refit, temperature=early_stopped.temperature)
 
