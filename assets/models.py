@@ -65,6 +65,8 @@ class CandidateConfig(dg.Config):
     # Networks averaged into the candidate (one CompositionNet, TrainConfig.ensemble_members): a single
     # network's margin over the baseline swings with its seed; three beat it on 51 of 56 (population, day)
     # cases tried, one network on 43 (BENCHMARKS.md, model quality). They train stacked (ml/stacked.py).
+    # On the self-trained first day 5 and 7 cut holdout errors by ~1-2 % for ~1.3-1.5x and ~1.8x the
+    # training, and won no more (case, seed) pairs (BENCHMARKS.md, thirteenth session): 3 stays.
     ensemble_members: int = 3
     # Data-parallel workers (torch DDP: gloo on CPU, NCCL on GPU with one GPU per worker). 1 trains in the
     # step's own process. Above 1 on GPU, raise the step's nvidia.com/gpu request to match. Data-parallel

@@ -21,6 +21,8 @@ TrainingSetConfig.window_days). On it, side by side:
              set stores unlabelled rows (one-day windows), so the numbers are those of `make run` (one
              day) and of production's 7-day window,
   single     the same with ensemble_members=1 (one network, the candidate before the ensemble), to compare,
+  ensemble5, ensemble7  the same with ensemble_members=5 and 7 (teacher and student alike where it
+             self-trains; the members of 3 are the first of 5 and 7, member_seeds), not run by default,
 each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and
 seed: macro-F1, the margin over the baseline and the holdout errors; then, per network, the margin's min /
 median / max, the number of (day, seed) pairs won (strictly above the baseline) and the median training
@@ -118,7 +120,10 @@ def candidate_train_config(seed: int) -> TrainConfig:
 NETWORKS = {
     "candidate": candidate_train_config,
     "single": lambda seed: dataclasses.replace(candidate_train_config(seed), ensemble_members=1),
+    "ensemble5": lambda seed: dataclasses.replace(candidate_train_config(seed), ensemble_members=5),
+    "ensemble7": lambda seed: dataclasses.replace(candidate_train_config(seed), ensemble_members=7),
 }
+DEFAULT_NETWORKS = ("candidate", "single")
 
 
 def build_training_set(
@@ -242,7 +247,7 @@ def main() -> int:
     parser.add_argument("--days", default=",".join(DAYS))
     parser.add_argument("--seeds", default=",".join(str(s) for s in SEEDS))
     parser.add_argument("--window", type=int, default=1, help="days in the training window (production: 7)")
-    parser.add_argument("--networks", default=",".join(NETWORKS))
+    parser.add_argument("--networks", default=",".join(DEFAULT_NETWORKS), help=f"of {', '.join(NETWORKS)}")
     parser.add_argument(
         "--combined-rows",
         action="store_true",
