@@ -141,22 +141,17 @@ def candidate_model(
                 )
 
         arrays = (rows.x, rows.y_class, rows.y_metal, validation.x, validation.y_class, validation.y_metal)
+        run_config = refit_config(train_config, epochs)
         if config.workers > 1:
             return train_distributed(
                 architecture,
                 *arrays,
                 workers=config.workers,
                 device_type=device.type,
-                config=refit_config(train_config, epochs),
+                config=run_config,
                 on_epoch=log_epoch,
             )
-        return train_model(
-            architecture,
-            *arrays,
-            device=device,
-            config=refit_config(train_config, epochs),
-            on_epoch=log_epoch,
-        )
+        return train_model(architecture, *arrays, device=device, config=run_config, on_epoch=log_epoch)
 
     refit_validation_rows = 0  # validation rows the registered network trained on (a refit)
     if unlabelled is None:
@@ -181,8 +176,7 @@ def candidate_model(
         )
         result, pseudo_labelled_rows = trained.registered, trained.pseudo_labelled_rows
         self_training_note = trained.note
-        # Out of sample: a refit student trained on the validation rows, the early-stopped one did not.
-        validated = trained.student
+        validated = trained.validated
         if trained.refit_student is not None:
             refit_validation_rows = len(validation)
     context.log.info(f"self-training: {self_training_note}")

@@ -243,7 +243,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 fit, train, model_inputs(unlabelled), train_config.seed, validation=validation
             )
             result, pseudo_labelled_rows = trained.registered, trained.pseudo_labelled_rows
-            validated = trained.student
+            validated = trained.validated
             refit_validation_rows = len(validation)
         probabilities, metal = predict(validated.model, validation.x)
         validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)

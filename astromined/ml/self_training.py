@@ -117,6 +117,12 @@ class SelfTrained:
         return self.refit_student if self.refit_student is not None else self.student
 
     @property
+    def validated(self) -> TrainResult:
+        """The network whose validation metrics are reported: the early-stopped student, which did not
+        train on the validation rows (a refit student did)."""
+        return self.student
+
+    @property
     def note(self) -> str:
         """What the candidate's metadata and log say about it."""
         if self.refit_student is None:
