@@ -20,12 +20,14 @@ from astromined.ml.champion import evaluate_champion
 from astromined.ml.dataset import SplitArrays, split_arrays
 from astromined.ml.distributed import train_distributed
 from astromined.ml.evaluate import (
-    baseline_metrics,
+    baseline_predictions,
+    classification_metrics,
     confusion,
     confusion_markdown,
     confusion_png,
     model_metrics,
 )
+from astromined.ml.margin import MarginInterval, bootstrap_margin
 from astromined.ml.model import ArchitectureConfig
 from astromined.ml.promotion import (
     PromotionPolicy,
@@ -250,11 +252,16 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
 
     champion = evaluate_champion(registry, holdout, on_error=context.log.error)
-    baseline = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
+    baseline_predicted = baseline_predictions(train.x, train.y_class, holdout.x)
+    baseline = classification_metrics(holdout.y_class, baseline_predicted)
+    # How far the gate's verdict can be trusted on this holdout (docs/operations.md); informs, never decides.
+    margin = bootstrap_margin(holdout.y_class, probabilities.argmax(axis=1), baseline_predicted)
+    context.log.info(f"candidate {candidate_version}: {margin.describe()}")
     evaluation = {
         "candidate": {"version": candidate_version, "metrics": candidate_metrics},
         "champion": champion,
         "baseline": baseline,
+        "baseline_margin": margin.to_dict(),
         "holdout_rows": len(holdout),
         "confusion_matrix": matrix.tolist(),
         "evaluated_at": dt.datetime.now(dt.UTC).isoformat(),
@@ -273,6 +280,10 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             "baseline_accuracy": baseline["accuracy"],
             "baseline_macro_f1": baseline["macro_f1"],
             "baseline_m_type_recall": baseline["m_type_recall"],
+            "baseline_margin": margin.margin,
+            "baseline_margin_low": margin.low,
+            "baseline_margin_high": margin.high,
+            "baseline_margin_win_share": margin.win_share,
             "champion": (champion["version"] or "unreadable pointer") if champion else "none",
             **({"champion_error": champion["error"]} if champion and "error" in champion else {}),
             # The champion before this run's decision, on this holdout (NaN: none, or unusable).
@@ -287,6 +298,12 @@ def _inline_png(png: bytes) -> str:
     import base64
 
     return f"![confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _baseline_margin(evaluation: dict) -> MarginInterval | None:
+    """The evaluation's bootstrap of the margin over the baseline; None in one written before it existed."""
+    recorded = evaluation.get("baseline_margin")
+    return MarginInterval(**recorded) if recorded else None
 
 
 class PromotionConfig(dg.Config):
@@ -315,6 +332,7 @@ def champion_model(context: dg.AssetExecutionContext, config: PromotionConfig, l
         evaluation["champion"],
         PromotionPolicy(config.min_macro_f1_gain, config.max_class_recall_drop),
         baseline=evaluation["baseline"],
+        margin=_baseline_margin(evaluation),
     )
     if decision.halt:
         raise dg.Failure(

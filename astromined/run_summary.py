@@ -60,6 +60,13 @@ def summarize_run(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstanc
             f"(baseline: accuracy {evaluation['baseline_accuracy']:.3f}, "
             f"macro-F1 {evaluation['baseline_macro_f1']:.3f})"
         )
+        if "baseline_margin" in evaluation:
+            lines.append(
+                f"            margin over the baseline {evaluation['baseline_margin']:+.4f}, "
+                f"95% paired bootstrap interval {evaluation['baseline_margin_low']:+.4f} to "
+                f"{evaluation['baseline_margin_high']:+.4f} "
+                f"(wins {evaluation['baseline_margin_win_share']:.0%} of resampled holdouts)"
+            )
     if champion := m.get("champion_model"):
         lines.append(f"champion    {champion['champion']} ({champion['decision']})")
     if package := m.get("uplink_package"):

@@ -24,9 +24,12 @@ TrainingSetConfig.window_days). On it, side by side:
   ensemble5, ensemble7  the same with ensemble_members=5 and 7 (teacher and student alike where it
              self-trains; the members of 3 are the first of 5 and 7, member_seeds), not run by default,
 each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and
-seed: macro-F1, the margin over the baseline and the holdout errors; then, per network, the margin's min /
-median / max, the number of (day, seed) pairs won (strictly above the baseline) and the median training
-time of one candidate. Holdout is ~370 rows for one day: 0.0025 macro-F1 is about one asteroid.
+seed: macro-F1, the margin over the baseline, the holdout errors and the bootstrap win share (the share of
+2,000 resampled holdouts on which the network beats the baseline, ``astromined.ml.margin``, as
+model_evaluation records it: near 0.5, the holdout cannot tell the two apart); then, per network, the
+margin's min / median / max, the number of (day, seed) pairs won (strictly above the baseline), the median
+training time of one candidate and the median win share. Holdout is ~370 rows for one day: 0.0025 macro-F1
+is about one asteroid.
 
 ``--pooled`` measures the data headroom: each network (and the baseline) is also trained once per
 population on the train and validation rows of ALL ``--days`` stacked (7 one-day sets: ~7x the labels; an
@@ -89,7 +92,13 @@ from astromined.features.training_set import (  # noqa: E402
 )
 from astromined.features.unlabelled_rows import SELF_TRAINING_MAX_DAYS  # noqa: E402
 from astromined.ml.dataset import SplitArrays, concatenated, split_arrays  # noqa: E402
-from astromined.ml.evaluate import baseline_metrics, model_metrics  # noqa: E402
+from astromined.ml.evaluate import (  # noqa: E402
+    baseline_metrics,
+    baseline_predictions,
+    classification_metrics,
+    model_metrics,
+)
+from astromined.ml.margin import bootstrap_margin  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
 from astromined.ml.self_training import refit_config, self_train  # noqa: E402
 from astromined.ml.train import TrainConfig, predict, train_model  # noqa: E402
@@ -234,10 +243,14 @@ def train_candidate(
     return (outcome.registered, sum(seconds)), (outcome.teacher, seconds[0])
 
 
-def holdout_scores(model, holdout: SplitArrays) -> dict[str, float]:
+def holdout_scores(model, holdout: SplitArrays, baseline_predicted: np.ndarray) -> dict[str, float]:
+    """The model's holdout metrics, its holdout errors, and ``win_share``: the share of resampled holdouts
+    on which it beats the baseline's ``baseline_predicted`` (``bootstrap_margin``, as model_evaluation)."""
     probabilities, metal = predict(model, holdout.x)
     metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     metrics["errors"] = round((1.0 - metrics["accuracy"]) * len(holdout))
+    interval = bootstrap_margin(holdout.y_class, probabilities.argmax(axis=1), baseline_predicted)
+    metrics["win_share"] = interval.win_share
     return metrics
 
 
@@ -296,9 +309,9 @@ def main() -> int:
     extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
     print(
         "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
-        "| margin per seed | errors per seed | wins |"
+        "| margin per seed | errors per seed | bootstrap win share per seed | wins |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     pooled_baseline_margins: list[float] = []
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
         for population in populations:
@@ -320,9 +333,10 @@ def main() -> int:
                     ]
             for day in days:
                 train, validation, holdout = sets[day]
-                baseline_all = baseline_metrics(
-                    combined_train[day].x, combined_train[day].y_class, holdout.x, holdout.y_class
+                baseline_predicted = baseline_predictions(
+                    combined_train[day].x, combined_train[day].y_class, holdout.x
                 )
+                baseline_all = classification_metrics(holdout.y_class, baseline_predicted)
                 baseline = baseline_all["macro_f1"]
                 baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
                 labelled = concatenated([combined_train[day], validation])
@@ -332,7 +346,7 @@ def main() -> int:
                     f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
                     f"| baseline train+validation | {baseline_labelled['macro_f1']:.4f} "
                     f"| {baseline_labelled['macro_f1'] - baseline:+.4f} "
-                    f"| {round((1.0 - baseline_labelled['accuracy']) * len(holdout))} | - |",
+                    f"| {round((1.0 - baseline_labelled['accuracy']) * len(holdout))} | - | - |",
                     flush=True,
                 )
                 trained: dict[str, list] = {}
@@ -356,12 +370,14 @@ def main() -> int:
                         }
                     )
                 for name, results in trained.items():
-                    scores = [holdout_scores(result.model, holdout) for result, _ in results]
+                    scores = [
+                        holdout_scores(result.model, holdout, baseline_predicted) for result, _ in results
+                    ]
                     day_margins = [s["macro_f1"] - baseline for s in scores]
                     margins[name] += day_margins
                     margins_labelled[name] += [s["macro_f1"] - baseline_labelled["macro_f1"] for s in scores]
                     extra[name] += [
-                        (s["ece"], s["metal_richness_mae"], seconds)
+                        (s["ece"], s["metal_richness_mae"], seconds, s["win_share"])
                         for s, (_, seconds) in zip(scores, results, strict=True)
                     ]
                     print(
@@ -372,6 +388,8 @@ def main() -> int:
                         + " ".join(f"{m:+.4f}" for m in day_margins)
                         + " | "
                         + " ".join(str(s["errors"]) for s in scores)
+                        + " | "
+                        + " ".join(f"{s['win_share']:.2f}" for s in scores)
                         + f" | {sum(m > 0 for m in day_margins)}/{len(scores)} |",
                         flush=True,
                     )
@@ -381,35 +399,37 @@ def main() -> int:
                     print(
                         f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
                         f"| baseline pooled | {lr['macro_f1']:.4f} | {lr['macro_f1'] - baseline:+.4f} "
-                        f"| {round((1.0 - lr['accuracy']) * len(holdout))} | - |",
+                        f"| {round((1.0 - lr['accuracy']) * len(holdout))} | - | - |",
                         flush=True,
                     )
     print()
     print(
         "| network | margin min | margin median | margin max | wins | median ECE | median metal MAE "
-        "| median training s per candidate | wins over the baseline fit on train+validation (min margin) |"
+        "| median training s per candidate | wins over the baseline fit on train+validation (min margin) "
+        "| median bootstrap win share |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, values in margins.items():
-        ece, mae, seconds = (statistics.median(v[i] for v in extra[name]) for i in range(3))
+        ece, mae, seconds, share = (statistics.median(v[i] for v in extra[name]) for i in range(4))
         like_for_like = margins_labelled[name]
         print(
             f"| {name} | {min(values):+.4f} | {statistics.median(values):+.4f} | {max(values):+.4f} | "
             f"{sum(v > 0 for v in values)}/{len(values)} | {ece:.4f} | {mae:.4f} | {seconds:.1f} | "
-            f"{sum(v > 0 for v in like_for_like)}/{len(like_for_like)} ({min(like_for_like):+.4f}) |"
+            f"{sum(v > 0 for v in like_for_like)}/{len(like_for_like)} ({min(like_for_like):+.4f}) | "
+            f"{share:.2f} |"
         )
     values = labelled_baseline_margins
     print(
         f"| baseline train+validation (vs the gate's baseline) | {min(values):+.4f} | "
         f"{statistics.median(values):+.4f} | {max(values):+.4f} | "
-        f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - | - |"
+        f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - | - | - |"
     )
     if pooled_baseline_margins:
         values = pooled_baseline_margins
         print(
             f"| baseline pooled (vs the one-day baseline) | {min(values):+.4f} | "
             f"{statistics.median(values):+.4f} | {max(values):+.4f} | "
-            f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - | - |"
+            f"{sum(v > 0 for v in values)}/{len(values)} | - | - | - | - | - |"
         )
     first = next(iter(margins.values()))
     return 0 if all(v > 0 for v in first) else 1

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from astromined.ml.margin import MarginInterval
 from astromined.taxonomy import COMPLEXES
 
 ROLLBACK_HINT = "`astromined model rollback <version>` to a good version (`astromined model list` lists them)"
@@ -41,12 +42,16 @@ def decide_promotion(
     policy: PromotionPolicy,
     *,
     baseline: Mapping[str, float],
+    margin: MarginInterval | None = None,
 ) -> PromotionDecision:
     """``candidate``/``champion`` are {"version", "metrics"}; ``baseline`` the baseline's metrics.
 
     ``champion`` is None before the first promotion; an unusable champion carries "error" (which names
     the file at fault) instead of "metrics", and "version" (None when the pointer itself is unreadable).
+    ``margin``, the bootstrap of the candidate's margin over the baseline on the same holdout, is quoted in
+    the reasons that compare the two; it never changes the decision.
     """
+    against_baseline = f"; {margin.describe()}" if margin is not None else ""
     if champion is not None and "metrics" not in champion:
         which = f"champion {champion['version']}" if champion.get("version") else "the champion"
         return PromotionDecision(
@@ -63,13 +68,13 @@ def decide_promotion(
         return PromotionDecision(
             False,
             f"macro-F1 {new['macro_f1']:.4f} does not beat the logistic-regression baseline's "
-            f"{baseline['macro_f1']:.4f}",
+            f"{baseline['macro_f1']:.4f}{against_baseline}",
         )
     if champion is None:
         return PromotionDecision(
             True,
             f"no champion yet; macro-F1 {new['macro_f1']:.4f} beats the baseline's "
-            f"{baseline['macro_f1']:.4f}",
+            f"{baseline['macro_f1']:.4f}{against_baseline}",
         )
     old = champion["metrics"]
     gain = new["macro_f1"] - old["macro_f1"]
@@ -92,7 +97,7 @@ def decide_promotion(
     return PromotionDecision(
         True,
         f"macro-F1 {new['macro_f1']:.4f} vs champion {old['macro_f1']:.4f} ({gain:+.4f}); "
-        f"baseline {baseline['macro_f1']:.4f}",
+        f"baseline {baseline['macro_f1']:.4f}{against_baseline}",
     )
 
 

@@ -16,6 +16,7 @@ from astromined.features.engineering import MODEL_FEATURES
 from astromined.features.reference_stats import ReferenceStatistics
 from astromined.ml.registry import ModelRegistry
 from astromined.ml.uplink import verify_package
+from astromined.run_summary import summarize_run
 from astromined.storage import read_parquet
 
 DAY = "2026-06-01"
@@ -92,6 +93,11 @@ def test_whole_graph_materializes_and_rerun_is_idempotent(default_scale_resource
         evaluation = _metadata(first, "model_evaluation")
         assert 0.0 <= evaluation["macro_f1"] <= 1.0
         assert evaluation["macro_f1"] > evaluation["baseline_macro_f1"]  # why it was promoted
+        # How sure that verdict is, as `astromined run` prints it.
+        low, high = evaluation["baseline_margin_low"], evaluation["baseline_margin_high"]
+        assert low <= evaluation["baseline_margin"] <= high
+        summary = summarize_run(first, instance, DAY)
+        assert f"95% paired bootstrap interval {low:+.4f} to {high:+.4f}" in summary
         # The model must have learned something: far better than guessing among 7 classes.
         assert evaluation["accuracy"] > 0.5
 

@@ -89,8 +89,15 @@ def test_candidates_losing_to_the_baseline_are_not_promoted_and_drift_lowers_the
         losing = _run(resources, instance, CLEAN_DAY, UNDERTRAINED, succeed=False)
         evaluation = _metadata(losing, "model_evaluation")
         assert evaluation["macro_f1"] < evaluation["baseline_macro_f1"]
+        # The paired bootstrap of the margin: far below the baseline, so below the holdout's noise.
+        assert evaluation["baseline_margin"] == pytest.approx(
+            evaluation["macro_f1"] - evaluation["baseline_macro_f1"]
+        )
+        assert evaluation["baseline_margin_low"] <= evaluation["baseline_margin_high"] < 0
+        assert evaluation["baseline_margin_win_share"] == 0.0
         message = _failure(losing, "champion_model")
         assert "does not beat the logistic-regression baseline" in message
+        assert "paired bootstrap interval" in message and "below the holdout's noise" in message
         assert "no champion model" in message and "uplink_package cannot proceed" in message
         assert registry.champion() is None
         assert store.list_keys("models/promotions/") == []
@@ -101,6 +108,10 @@ def test_candidates_losing_to_the_baseline_are_not_promoted_and_drift_lowers_the
         first = _run(resources, instance, CLEAN_DAY)
         evaluation = _metadata(first, "model_evaluation")
         assert evaluation["macro_f1"] > evaluation["baseline_macro_f1"]
+        assert evaluation["baseline_margin_low"] <= evaluation["baseline_margin"]
+        assert evaluation["baseline_margin"] <= evaluation["baseline_margin_high"]
+        assert 0.0 < evaluation["baseline_margin_win_share"] <= 1.0
+        assert "paired bootstrap interval" in _metadata(first, "champion_model")["decision"]
         assert _metadata(first, "champion_model")["promoted"]
         champion = _metadata(first, "candidate_model")["version"]
         assert registry.champion()["version"] == champion

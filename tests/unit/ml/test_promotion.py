@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from astromined.ml.margin import MarginInterval
 from astromined.ml.promotion import PromotionPolicy, decide_promotion
 from astromined.taxonomy import COMPLEXES
 
@@ -241,3 +242,47 @@ def test_never_promotes_a_candidate_that_does_not_beat_the_baseline(candidate_f1
         baseline={"macro_f1": baseline_f1},
     )
     assert decision.promote == (candidate_f1 > baseline_f1), decision.reason
+
+
+# --- the bootstrap of the margin over the baseline is quoted, never decides ------------------------------
+
+COIN_FLIP = MarginInterval(margin=0.0025, low=-0.006, high=0.011, win_share=0.71, resamples=2000, level=0.95)
+
+
+@pytest.mark.parametrize(
+    ("candidate_f1", "champion", "promoted"),
+    [(0.80, None, False), (0.90, None, True), (0.90, ("m-old", 0.85), True)],
+)
+def test_reasons_comparing_with_the_baseline_quote_the_margins_interval(candidate_f1, champion, promoted):
+    decision = decide_promotion(
+        entry("m-new", candidate_f1),
+        entry(*champion) if champion else None,
+        POLICY,
+        baseline={"macro_f1": 0.85},
+        margin=COIN_FLIP,
+    )
+    assert decision.promote is promoted
+    assert "95% paired bootstrap interval -0.0060 to +0.0110 (within the holdout's noise" in decision.reason
+    assert "wins 71% of 2000 resampled holdouts" in decision.reason
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    candidate_f1=grid,
+    champion_f1=grid,
+    baseline_f1=grid,
+    first=st.booleans(),
+    low=st.floats(-0.2, 0.0),
+    width=st.floats(0.0, 0.4),
+    share=st.floats(0.0, 1.0),
+)
+def test_the_margins_interval_never_changes_the_decision(
+    candidate_f1, champion_f1, baseline_f1, first, low, width, share
+):
+    candidate, baseline = entry("m-candidate", candidate_f1), {"macro_f1": baseline_f1}
+    champion = None if first else entry("m-champion", champion_f1)
+    margin = MarginInterval(candidate_f1 - baseline_f1, low, low + width, share, 2000, 0.95)
+    without = decide_promotion(candidate, champion, POLICY, baseline=baseline)
+    quoted = decide_promotion(candidate, champion, POLICY, baseline=baseline, margin=margin)
+    assert (quoted.promote, quoted.halt) == (without.promote, without.halt)
+    assert quoted.reason.startswith(without.reason.split(";")[0])
