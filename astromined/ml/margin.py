@@ -19,8 +19,8 @@ from astromined.taxonomy import COMPLEXES
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_LEVEL = 0.95
-# Resamples scored at a time: bounds the [chunk, rows] weight matrix (~6 MB at 400 rows).
-_CHUNK = 250
+# Resample weights held at a time ([resamples, rows] counts): ~16 MB, whatever the holdout's size.
+_CHUNK_CELLS = 2_000_000
 # Below this a difference of two macro-F1s is float noise: a tie, not a win.
 _TIE = 1e-12
 
@@ -109,9 +109,10 @@ def bootstrap_margin(
         np.ones((1, rows)) @ baseline_cells, classes
     )
     rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_CELLS // rows)
     differences = []
-    for start in range(0, resamples, _CHUNK):
-        weights = rng.multinomial(rows, np.full(rows, 1.0 / rows), size=min(_CHUNK, resamples - start))
+    for start in range(0, resamples, chunk):
+        weights = rng.multinomial(rows, np.full(rows, 1.0 / rows), size=min(chunk, resamples - start))
         differences.append(
             _macro_f1(weights @ candidate_cells, classes) - _macro_f1(weights @ baseline_cells, classes)
         )

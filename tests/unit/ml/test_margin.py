@@ -132,3 +132,15 @@ def test_any_holdout_gives_an_ordered_interval_around_the_right_margin(rows, see
 def test_bad_input_is_named(labels, candidate, baseline, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         bootstrap_margin(np.asarray(labels), np.asarray(candidate), np.asarray(baseline), **kwargs)
+
+
+def test_the_result_does_not_depend_on_how_many_resamples_are_scored_at_a_time(monkeypatch):
+    """A big holdout is scored in chunks of resamples (bounded memory); the draws and the interval stay."""
+    import astromined.ml.margin as margin
+
+    rng = np.random.default_rng(7)
+    labels = holdout(rows=400)
+    candidate, baseline = noisy(labels, 0.05, rng), noisy(labels, 0.06, rng)
+    whole = bootstrap_margin(labels, candidate, baseline, resamples=300, seed=3)
+    monkeypatch.setattr(margin, "_CHUNK_CELLS", 400 * 7)  # 7 resamples per chunk, the last one shorter
+    assert bootstrap_margin(labels, candidate, baseline, resamples=300, seed=3) == whole
