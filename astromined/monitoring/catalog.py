@@ -31,6 +31,9 @@ INSTIGATOR_TYPES = ("sensor", "schedule")
 PACKET_OUTCOMES = ("ok", "quarantined", "duplicate")
 MODEL_ROLES = ("champion", "candidate", "baseline")
 MODEL_METRICS = ("macro_f1", "accuracy", "m_type_recall", "ece")
+# astromined.ml.margin: the candidate's macro-F1 margin over the baseline, its 95 % bootstrap interval, and
+# the share of resampled holdouts the candidate wins.
+MARGIN_STATISTICS = ("margin", "low", "high", "win_share")
 PROMOTION_OUTCOMES = ("promoted", "blocked")
 SITES = ("onprem", "cloud")
 # astromined.readiness.result.Status values: one series per (component, site, status), 1 for the current one.
@@ -226,6 +229,13 @@ MODEL_METRIC = MetricSpec(
     "Holdout metrics of the champion, the candidate and the baseline from the latest model_evaluation.",
     ("role", "metric"),
 )
+MODEL_BASELINE_MARGIN = MetricSpec(
+    "astromined_model_baseline_margin",
+    "gauge",
+    "The latest candidate's macro-F1 minus the baseline's on its holdout (margin), the 95 % paired bootstrap "
+    "interval of that difference (low, high) and the share of resampled holdouts it wins (win_share).",
+    ("statistic",),
+)
 PROMOTIONS = MetricSpec(
     "astromined_promotions_total",
     "counter",
@@ -320,6 +330,7 @@ ALL_METRICS: tuple[MetricSpec, ...] = (
     DRIFT_CLASS_MIX_SHIFT,
     DRIFT_DETECTED,
     MODEL_METRIC,
+    MODEL_BASELINE_MARGIN,
     PROMOTIONS,
     STEP_PLACEMENTS,
     GPU_SECONDS,

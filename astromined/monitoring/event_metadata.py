@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from astromined.monitoring.catalog import MODEL_METRICS, READINESS_STATUSES, SITES
+from astromined.monitoring.catalog import MARGIN_STATISTICS, MODEL_METRICS, READINESS_STATUSES, SITES
 
 # Asset names the domain metrics come from (the last component of the asset key).
 RAW_TELEMETRY = "raw_telemetry"
@@ -164,6 +164,30 @@ def model_metrics_from_evaluation(metadata: Mapping[str, Any]) -> dict[tuple[str
 
 
 MODEL_ROLES = ("candidate", "champion", "baseline")
+
+# model_evaluation's metadata key of each catalog.MARGIN_STATISTICS.
+BASELINE_MARGIN_KEYS = {
+    "margin": "baseline_margin",
+    "low": "baseline_margin_low",
+    "high": "baseline_margin_high",
+    "win_share": "baseline_margin_win_share",
+}
+
+
+def baseline_margin_from_evaluation(metadata: Mapping[str, Any]) -> dict[tuple[str], float]:
+    """(statistic,) -> value of the candidate's bootstrapped margin over the baseline, from a model_evaluation
+    materialization; empty for one recorded before the bootstrap existed (none of its keys). Some of the keys
+    without the others, or a value that is not a number, raise MetadataError naming the key."""
+    kind = "model_evaluation_metadata"
+    if not any(key in metadata for key in BASELINE_MARGIN_KEYS.values()):
+        return {}
+    values: dict[tuple[str], float] = {}
+    for statistic in MARGIN_STATISTICS:
+        key = BASELINE_MARGIN_KEYS[statistic]
+        if key not in metadata:
+            raise MetadataError(kind, f"metadata key {key!r} is missing")
+        values[(statistic,)] = _number(metadata[key], key, kind)
+    return values
 
 
 def champion_metrics_from_promotion(metadata: Mapping[str, Any]) -> dict[tuple[str, str], float]:

@@ -430,8 +430,11 @@ class InstanceReader:
             for reason, count in packets.quarantined_by_reason.items():
                 self.state.inc(catalog.PACKETS_QUARANTINED, (reason,), count)
         elif name == event_metadata.MODEL_EVALUATION:
+            # Both parsed before either is kept; no margin (an evaluation older than it) clears the series.
             values = event_metadata.model_metrics_from_evaluation(metadata)
+            margin = event_metadata.baseline_margin_from_evaluation(metadata)
             self.state.replace_if_newer(catalog.MODEL_METRIC, values, timestamp)
+            self.state.replace_if_newer(catalog.MODEL_BASELINE_MARGIN, margin, timestamp)
         elif name == event_metadata.CHAMPION_MODEL:
             self.state.inc(catalog.PROMOTIONS, (event_metadata.promotion_outcome(metadata),))
             if champion := event_metadata.champion_metrics_from_promotion(metadata):

@@ -96,6 +96,30 @@ def build() -> dashboard.Dashboard:
         )
         .with_panel(
             timeseries_panel(
+                "Candidate margin over the baseline",
+                "The latest candidate's macro-F1 minus the baseline's on its holdout, and the 95 % interval "
+                "of that difference over 2,000 resampled holdouts (paired bootstrap). An interval across 0: "
+                "the holdout cannot tell the two apart, and the gate's verdict turns on which asteroids it "
+                "holds (docs/operations.md, the promotion gate).",
+                [
+                    query(f'max(astromined_model_baseline_margin{{statistic="{statistic}"}})', statistic)
+                    for statistic in ("margin", "low", "high")
+                ],
+                unit="percentunit",
+            )
+        )
+        .with_panel(
+            timeseries_panel(
+                "Candidate wins of resampled holdouts",
+                "Share of the 2,000 resampled holdouts on which the latest candidate beats the baseline: "
+                "near 1, a win whatever the draw; near 0.5, a coin flip.",
+                [query('max(astromined_model_baseline_margin{statistic="win_share"})', "win share")],
+                unit="percentunit",
+                threshold_steps=((None, "orange"), (0.8, "green")),
+            )
+        )
+        .with_panel(
+            timeseries_panel(
                 "Promotion decisions per day",
                 "Promotion gate outcomes (" + ", ".join(catalog.PROMOTION_OUTCOMES) + ") over 24 hours.",
                 [query("sum by (outcome) (increase(astromined_promotions_total[1d]))", "{{outcome}}")],

@@ -94,6 +94,10 @@ def model_evaluation(context: dg.AssetExecutionContext):
             "ece": 0.03,
             "baseline_accuracy": 0.7,
             "baseline_macro_f1": 0.6,
+            "baseline_margin": 0.28,
+            "baseline_margin_low": 0.21,
+            "baseline_margin_high": 0.35,
+            "baseline_margin_win_share": 1.0,
             "champion": "none",
             "champion_macro_f1": float("nan"),
         }
@@ -310,6 +314,11 @@ def test_domain_metrics_from_event_metadata(first):
     )
     assert _value(first, "astromined_model_metric", role="baseline", metric="accuracy") == pytest.approx(0.7)
     assert ("astromined_model_metric", frozenset({("role", "champion"), ("metric", "macro_f1")})) not in first
+    margin = {
+        s: _value(first, "astromined_model_baseline_margin", statistic=s) for s in ("margin", "low", "high")
+    }
+    assert margin == pytest.approx({"margin": 0.28, "low": 0.21, "high": 0.35})
+    assert _value(first, "astromined_model_baseline_margin", statistic="win_share") == 1.0
     assert _value(first, "astromined_promotions_total", outcome="blocked") == 1
     assert _value(first, "astromined_readiness_ready", component="lake") == 1
     assert _value(first, "astromined_readiness_ready", component="compute_device") == 0

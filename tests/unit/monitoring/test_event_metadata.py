@@ -127,6 +127,44 @@ def test_a_nan_champion_metric_means_no_champion_yet():
     assert values == {("candidate", "macro_f1"): 0.8}
 
 
+MARGIN = {
+    "baseline_margin": -0.0025,
+    "baseline_margin_low": -0.0224,
+    "baseline_margin_high": 0.0166,
+    "baseline_margin_win_share": 0.39,
+}
+
+
+def test_the_bootstrapped_margin_over_the_baseline_as_model_evaluation_emits_it():
+    assert em.baseline_margin_from_evaluation({"macro_f1": 0.95, **MARGIN}) == {
+        ("margin",): -0.0025,
+        ("low",): -0.0224,
+        ("high",): 0.0166,
+        ("win_share",): 0.39,
+    }
+
+
+def test_an_evaluation_recorded_before_the_bootstrap_has_no_margin():
+    assert em.baseline_margin_from_evaluation({"macro_f1": 0.95, "baseline_macro_f1": 0.9}) == {}
+
+
+@pytest.mark.fault("bad-input", "model_evaluation metadata with a partial or non-numeric margin bootstrap")
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        (
+            {k: v for k, v in MARGIN.items() if k != "baseline_margin_high"},
+            "'baseline_margin_high' is missing",
+        ),
+        ({**MARGIN, "baseline_margin_win_share": "39%"}, "'baseline_margin_win_share' must be a number"),
+        ({**MARGIN, "baseline_margin_low": math.nan}, "'baseline_margin_low' must be a number"),
+    ],
+)
+def test_a_malformed_margin_names_the_key(metadata, message):
+    with pytest.raises(MetadataError, match=message):
+        em.baseline_margin_from_evaluation(metadata)
+
+
 def test_promotion_outcome():
     assert em.promotion_outcome({"promoted": True}) == "promoted"
     assert em.promotion_outcome({"promoted": False, "decision": "worse macro-F1"}) == "blocked"
