@@ -249,13 +249,14 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     candidate, _ = registry.load(candidate_version)
     probabilities, metal = predict(candidate, holdout.x)
     candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
-    matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
+    predicted = probabilities.argmax(axis=1)
+    matrix = confusion(holdout.y_class, predicted)
 
     champion = evaluate_champion(registry, holdout, on_error=context.log.error)
     baseline_predicted = baseline_predictions(train.x, train.y_class, holdout.x)
     baseline = classification_metrics(holdout.y_class, baseline_predicted)
     # How far the gate's verdict can be trusted on this holdout (docs/operations.md); informs, never decides.
-    margin = bootstrap_margin(holdout.y_class, probabilities.argmax(axis=1), baseline_predicted)
+    margin = bootstrap_margin(holdout.y_class, predicted, baseline_predicted)
     context.log.info(f"candidate {candidate_version}: {margin.describe()}")
     evaluation = {
         "candidate": {"version": candidate_version, "metrics": candidate_metrics},

@@ -306,7 +306,8 @@ def main() -> int:
     # Over the baseline fit on train + validation (the labels a refit candidate trains on).
     margins_labelled: dict[str, list[float]] = {name: [] for name in rows}
     labelled_baseline_margins: list[float] = []
-    extra: dict[str, list[tuple[float, float, float]]] = {name: [] for name in rows}
+    # Per candidate: ECE, metal-richness MAE, training seconds, bootstrap win share.
+    extra: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in rows}
     print(
         "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
         "| margin per seed | errors per seed | bootstrap win share per seed | wins |"

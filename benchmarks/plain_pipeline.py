@@ -88,7 +88,14 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     from astromined.ml.champion import evaluate_champion
     from astromined.ml.dataset import split_arrays
     from astromined.ml.device import select_device
-    from astromined.ml.evaluate import baseline_metrics, confusion, confusion_png, model_metrics
+    from astromined.ml.evaluate import (
+        baseline_predictions,
+        classification_metrics,
+        confusion,
+        confusion_png,
+        model_metrics,
+    )
+    from astromined.ml.margin import bootstrap_margin
     from astromined.ml.model import ArchitectureConfig
     from astromined.ml.promotion import PromotionPolicy, decide_promotion
     from astromined.ml.quantize import parity, quantize, to_npz_bytes
@@ -272,13 +279,17 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         candidate, _ = registry.load(version)
         probabilities, metal = predict(candidate, holdout.x)
         candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
-        matrix = confusion(holdout.y_class, probabilities.argmax(axis=1))
+        predicted = probabilities.argmax(axis=1)
+        matrix = confusion(holdout.y_class, predicted)
         champion = evaluate_champion(registry, holdout)
-        baseline = baseline_metrics(train.x, train.y_class, holdout.x, holdout.y_class)
+        baseline_predicted = baseline_predictions(train.x, train.y_class, holdout.x)
+        baseline = classification_metrics(holdout.y_class, baseline_predicted)
+        margin = bootstrap_margin(holdout.y_class, predicted, baseline_predicted)
         evaluation = {
             "candidate": {"version": version, "metrics": candidate_metrics},
             "champion": champion,
             "baseline": baseline,
+            "baseline_margin": margin.to_dict(),
             "holdout_rows": len(holdout),
             "confusion_matrix": matrix.tolist(),
         }
@@ -291,6 +302,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             evaluation["champion"],
             PromotionPolicy(),
             baseline=evaluation["baseline"],
+            margin=margin,
         )
         if decision.promote:
             registry.promote(version, reason=decision.reason)
