@@ -11,6 +11,7 @@ from astromined.environment import code_version
 from astromined.features.engineering import MODEL_FEATURES, model_inputs
 from astromined.features.training_set import (
     combine_days,
+    load_holdout_looks,
     load_look_rows,
     load_training_manifest,
     load_training_reference,
@@ -27,6 +28,7 @@ from astromined.ml.evaluate import (
     confusion_png,
     model_metrics,
 )
+from astromined.ml.looks import AsteroidLooks, predict_split, split_looks
 from astromined.ml.margin import MarginInterval, bootstrap_margin
 from astromined.ml.model import ArchitectureConfig
 from astromined.ml.promotion import (
@@ -245,14 +247,20 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     registry = ModelRegistry(store)
     table = read_parquet(store, lake_layout.TRAINING_SET)
     train, holdout = split_arrays(table, "train"), split_arrays(table, "holdout")
+    holdout_looks = _holdout_looks(store, table)
+    scored_on = (
+        f"{len(holdout_looks)} looks, each asteroid's probabilities averaged over its looks"
+        if holdout_looks is not None
+        else "one combined row per asteroid"
+    )
     candidate_version = _load_candidate(store)
     candidate, _ = registry.load(candidate_version)
-    probabilities, metal = predict(candidate, holdout.x)
+    probabilities, metal = predict_split(candidate, holdout.x, holdout_looks)
     candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     predicted = probabilities.argmax(axis=1)
     matrix = confusion(holdout.y_class, predicted)
 
-    champion = evaluate_champion(registry, holdout, on_error=context.log.error)
+    champion = evaluate_champion(registry, holdout, on_error=context.log.error, looks=holdout_looks)
     baseline_predicted = baseline_predictions(train.x, train.y_class, holdout.x)
     baseline = classification_metrics(holdout.y_class, baseline_predicted)
     # How far the gate's verdict can be trusted on this holdout (docs/operations.md); informs, never decides.
@@ -264,6 +272,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         "baseline": baseline,
         "baseline_margin": margin.to_dict(),
         "holdout_rows": len(holdout),
+        "holdout_looks": None if holdout_looks is None else len(holdout_looks),
         "confusion_matrix": matrix.tolist(),
         "evaluated_at": dt.datetime.now(dt.UTC).isoformat(),
     }
@@ -274,6 +283,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         metadata={
             "candidate": candidate_version,
             "holdout_rows": len(holdout),
+            "holdout_scored_on": scored_on,
             "accuracy": candidate_metrics["accuracy"],
             "macro_f1": candidate_metrics["macro_f1"],
             "m_type_recall": candidate_metrics["m_type_recall"],
@@ -293,6 +303,24 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             "confusion_matrix_png": dg.MetadataValue.md(_inline_png(png)),
         }
     )
+
+
+def _holdout_looks(store, table) -> AsteroidLooks | None:
+    """The holdout asteroids' looks the training set stores beside its look rows, which the networks are
+    scored on (``ml/looks.py``); None where it stores none (no look rows: over the budget, or a set
+    written before them): combined rows then. The baseline always scores the combined rows it is
+    defined on."""
+    try:
+        frame = load_holdout_looks(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    try:
+        return split_looks(table, frame)
+    except ValueError as exc:
+        raise dg.Failure(
+            description=f"the holdout looks of {store.describe(lake_layout.TRAINING_SET)} do not match its "
+            f"holdout: {exc}; re-materialize training_set"
+        ) from exc
 
 
 def _inline_png(png: bytes) -> str:

@@ -67,6 +67,8 @@ def summarize_run(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstanc
                 f"{evaluation['baseline_margin_high']:+.4f} "
                 f"(wins {evaluation['baseline_margin_win_share']:.0%} of resampled holdouts)"
             )
+        if "holdout_scored_on" in evaluation:
+            lines.append(f"            networks scored on {evaluation['holdout_scored_on']}")
     if champion := m.get("champion_model"):
         lines.append(f"champion    {champion['champion']} ({champion['decision']})")
     if package := m.get("uplink_package"):

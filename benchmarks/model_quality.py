@@ -3,7 +3,7 @@
 Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,...] [--days 2026-12-02,...]
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
                                                      [--pooled] [--combined-rows] [--look-unit auto]
-                                                     [--self-training-max-days 1]
+                                                     [--self-training-max-days 1] [--combined-holdout]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -23,7 +23,12 @@ TrainingSetConfig.window_days). On it, side by side:
   single     the same with ensemble_members=1 (one network, the candidate before the ensemble), to compare,
   ensemble5, ensemble7  the same with ensemble_members=5 and 7 (teacher and student alike where it
              self-trains; the members of 3 are the first of 5 and 7, member_seeds), not run by default,
-each scored on the holdout split (macro-F1, as model_evaluation/champion_model judge). Reported per day and
+each scored on the holdout split as model_evaluation scores it (macro-F1, as model_evaluation/champion_model
+judge): where the training set stores the holdout asteroids' looks (beside its look rows: per
+observation on windows of 1-3 days, per day on longer ones), an asteroid's class probabilities are the
+mean of its looks' (``astromined.ml.looks``), else its combined row's;
+``--combined-holdout`` also scores the same networks on the combined rows, as before the fifteenth
+session (as "<network> on combined rows": no extra training). Reported per day and
 seed: macro-F1, the margin over the baseline, the holdout errors and the bootstrap win share (the share of
 2,000 resampled holdouts on which the network beats the baseline, ``astromined.ml.margin``, as
 model_evaluation records it: near 0.5, the holdout cannot tell the two apart); then, per network, the
@@ -86,6 +91,7 @@ from astromined import lake_layout  # noqa: E402
 from astromined.environment import load_settings  # noqa: E402
 from astromined.features.engineering import MODEL_FEATURES, model_inputs  # noqa: E402
 from astromined.features.training_set import (  # noqa: E402
+    load_holdout_looks,
     load_look_rows,
     load_training_manifest,
     load_unlabelled_rows,
@@ -98,10 +104,11 @@ from astromined.ml.evaluate import (  # noqa: E402
     classification_metrics,
     model_metrics,
 )
+from astromined.ml.looks import AsteroidLooks, predict_split, split_looks  # noqa: E402
 from astromined.ml.margin import bootstrap_margin  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
 from astromined.ml.self_training import refit_config, self_train  # noqa: E402
-from astromined.ml.train import TrainConfig, predict, train_model  # noqa: E402
+from astromined.ml.train import TrainConfig, train_model  # noqa: E402
 from astromined.storage import read_parquet  # noqa: E402
 from astromined.taxonomy import COMPLEXES  # noqa: E402
 from resources import build_resources  # noqa: E402
@@ -145,10 +152,11 @@ def build_training_set(
 ):
     """The training set of the `window` days ending on `day` of the population simulated with seed
     ``population``, built by the assets (window_days=window, look_unit, self_training_max_days): (train,
-    validation, holdout, combined train, unlabelled). ``train`` is what candidate_model trains on: the
-    look rows where the training set has them, else the combined train split (the fourth item, which the
-    baseline trains on). ``unlabelled`` is the model-input matrix of the unlabelled rows the training set
-    stores for self-training, or None where it stores none."""
+    validation, holdout, combined train, unlabelled, holdout looks). ``train`` is what candidate_model
+    trains on: the look rows where the training set has them, else the combined train split (the fourth
+    item, which the baseline trains on). ``unlabelled`` is the model-input matrix of the unlabelled rows
+    the training set stores for self-training, or None where it stores none; ``holdout looks`` the
+    holdout asteroids' looks model_evaluation scores the networks on (``AsteroidLooks``), or None."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -203,7 +211,8 @@ def build_training_set(
     train = combined_train if looks is None else split_arrays(looks.rows, "train")
     unlabelled = None if unlabelled_rows is None else model_inputs(unlabelled_rows)
     validation, holdout = split_arrays(table, "validation"), split_arrays(table, "holdout")
-    return train, validation, holdout, combined_train, unlabelled
+    holdout_looks = split_looks(table, load_holdout_looks(store, manifest))
+    return train, validation, holdout, combined_train, unlabelled, holdout_looks
 
 
 def train_network(train_config: TrainConfig, train: SplitArrays, validation: SplitArrays):
@@ -243,10 +252,14 @@ def train_candidate(
     return (outcome.registered, sum(seconds)), (outcome.teacher, seconds[0])
 
 
-def holdout_scores(model, holdout: SplitArrays, baseline_predicted: np.ndarray) -> dict[str, float]:
+def holdout_scores(
+    model, holdout: SplitArrays, baseline_predicted: np.ndarray, looks: AsteroidLooks | None
+) -> dict[str, float]:
     """The model's holdout metrics, its holdout errors, and ``win_share``: the share of resampled holdouts
-    on which it beats the baseline's ``baseline_predicted`` (``bootstrap_margin``, as model_evaluation)."""
-    probabilities, metal = predict(model, holdout.x)
+    on which it beats the baseline's ``baseline_predicted`` (``bootstrap_margin``, as model_evaluation).
+    Scored as model_evaluation scores it: from the holdout asteroids' ``looks`` where the training set
+    stores them (``predict_split``), else from the combined rows."""
+    probabilities, metal = predict_split(model, holdout.x, looks)
     metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     metrics["errors"] = round((1.0 - metrics["accuracy"]) * len(holdout))
     interval = bootstrap_margin(holdout.y_class, probabilities.argmax(axis=1), baseline_predicted)
@@ -280,6 +293,11 @@ def main() -> int:
         "default: production's)",
     )
     parser.add_argument(
+        "--combined-holdout",
+        action="store_true",
+        help="also score each network on the holdout's combined rows (see the docstring)",
+    )
+    parser.add_argument(
         "--pooled",
         action="store_true",
         help="also train on all --days' labels of the population (the data headroom; see the docstring)",
@@ -302,6 +320,7 @@ def main() -> int:
     rows += [f"{name} combined rows" for name in networks] if args.combined_rows else []
     self_training = args.window <= args.self_training_max_days
     rows += [f"{name} teacher" for name in networks] if self_training else []
+    rows += [f"{name} on combined rows" for name in networks] if args.combined_holdout else []
     margins: dict[str, list[float]] = {name: [] for name in rows}
     # Over the baseline fit on train + validation (the labels a refit candidate trains on).
     margins_labelled: dict[str, list[float]] = {name: [] for name in rows}
@@ -316,7 +335,7 @@ def main() -> int:
     pooled_baseline_margins: list[float] = []
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
         for population in populations:
-            sets, combined_train, unlabelled = {}, {}, {}
+            sets, combined_train, unlabelled, holdout_looks = {}, {}, {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
                 built = build_training_set(
@@ -324,6 +343,7 @@ def main() -> int:
                 )
                 shutil.rmtree(state, ignore_errors=True)
                 sets[day], combined_train[day], unlabelled[day] = built[:3], built[3], built[4]
+                holdout_looks[day] = built[5]
             pooled: dict[str, list] = {}
             if args.pooled:
                 pooled_train = concatenated([combined_train[d] for d in days])
@@ -370,9 +390,13 @@ def main() -> int:
                             for name, train_config in networks.items()
                         }
                     )
-                for name, results in trained.items():
+                scored = [(name, results, holdout_looks[day]) for name, results in trained.items()]
+                if args.combined_holdout:
+                    scored += [(f"{name} on combined rows", trained[name], None) for name in networks]
+                for name, results, looks in scored:
                     scores = [
-                        holdout_scores(result.model, holdout, baseline_predicted) for result, _ in results
+                        holdout_scores(result.model, holdout, baseline_predicted, looks)
+                        for result, _ in results
                     ]
                     day_margins = [s["macro_f1"] - baseline for s in scores]
                     margins[name] += day_margins

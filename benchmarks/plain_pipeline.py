@@ -76,6 +76,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     from astromined.features.training_set import (
         build_training_set,
         combine_days,
+        load_holdout_looks,
         load_look_rows,
         load_training_manifest,
         load_training_reference,
@@ -95,6 +96,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         confusion_png,
         model_metrics,
     )
+    from astromined.ml.looks import predict_split, split_looks
     from astromined.ml.margin import bootstrap_margin
     from astromined.ml.model import ArchitectureConfig
     from astromined.ml.promotion import PromotionPolicy, decide_promotion
@@ -276,12 +278,14 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
     with clock.stage("evaluate"):
         table = read_parquet(lake, lake_layout.TRAINING_SET)
         train, holdout = split_arrays(table, "train"), split_arrays(table, "holdout")
+        manifest = load_training_manifest(lake, lake_layout.TRAINING_SET)
+        holdout_looks = split_looks(table, load_holdout_looks(lake, manifest))
         candidate, _ = registry.load(version)
-        probabilities, metal = predict(candidate, holdout.x)
+        probabilities, metal = predict_split(candidate, holdout.x, holdout_looks)
         candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
         predicted = probabilities.argmax(axis=1)
         matrix = confusion(holdout.y_class, predicted)
-        champion = evaluate_champion(registry, holdout)
+        champion = evaluate_champion(registry, holdout, looks=holdout_looks)
         baseline_predicted = baseline_predictions(train.x, train.y_class, holdout.x)
         baseline = classification_metrics(holdout.y_class, baseline_predicted)
         margin = bootstrap_margin(holdout.y_class, predicted, baseline_predicted)
@@ -291,6 +295,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             "baseline": baseline,
             "baseline_margin": margin.to_dict(),
             "holdout_rows": len(holdout),
+            "holdout_looks": None if holdout_looks is None else len(holdout_looks),
             "confusion_matrix": matrix.tolist(),
         }
         lake.put_bytes(lake_layout.evaluation(version), json.dumps(evaluation, indent=2).encode())

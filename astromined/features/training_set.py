@@ -152,10 +152,12 @@ _LABELS = ["asteroid_id", "complex", "metal_richness", "split"]
 @dataclasses.dataclass(frozen=True)
 class LookRows:
     """Train rows of the training set, one per look (``unit``) at a train asteroid, with its labels and a
-    ``day`` column."""
+    ``day`` column; and the holdout asteroids' looks in the same form (``holdout``: what model_evaluation
+    scores the networks on, ``ml/looks.py``; None in a set written before them)."""
 
     rows: pd.DataFrame
     unit: str
+    holdout: pd.DataFrame | None = None
 
     @property
     def kind(self) -> str:
@@ -208,16 +210,34 @@ def train_look_rows(
 ) -> tuple[LookRows, str]:
     """The look rows of ``table``'s train asteroids from each day's ``looks`` (rows of feature columns:
     ``features_per_look`` of the day's observations for ``"observation"``, the day's feature table for
-    ``"day"``), oldest day first and by id within a day, with the asteroid's labels and a ``day`` column.
+    ``"day"``), oldest day first and by id within a day, with the asteroid's labels and a ``day`` column;
+    the holdout asteroids' looks too (``LookRows.holdout``), the same way.
 
     A look whose model inputs are not all finite (an observation lacking a measurement that its
-    asteroid's medians skip) is left out; a train asteroid left with no look trains on its combined row
-    (``day`` = COMBINED_DAY). Returns the rows and a note that counts both."""
+    asteroid's medians skip) is left out; an asteroid left with no look gets its combined row instead
+    (``day`` = COMBINED_DAY). Returns the rows and a note that counts the train rows and both cases."""
     if len(looks) != len(days):
         raise ValueError(f"{len(looks)} look table(s) for {len(days)} day(s)")
     if unit not in ("observation", "day"):
         raise ValueError(f"the look rows' unit is 'observation' or 'day', not {unit!r}")
-    labels = table.loc[table["split"] == "train", _LABELS]
+    rows, left_out, lookless = split_look_rows(looks, days, table, "train")
+    note = f"{len(rows)} train rows, one per {unit}, over {len(days)} day(s)"
+    if left_out:
+        note += (
+            f"; {left_out} look(s) without finite model inputs left out, {lookless} asteroid(s) "
+            "with no other look train on their combined row"
+        )
+    holdout, _, _ = split_look_rows(looks, days, table, "holdout")
+    note += f"; {len(holdout)} holdout looks"
+    return LookRows(rows, unit, holdout), note
+
+
+def split_look_rows(
+    looks: list[pd.DataFrame], days: list[str], table: pd.DataFrame, split: str
+) -> tuple[pd.DataFrame, int, int]:
+    """The looks of ``table``'s ``split`` asteroids (``train_look_rows``), the number of looks left out
+    for non-finite inputs, and the number of asteroids that have their combined row instead."""
+    labels = table.loc[table["split"] == split, _LABELS]
     parts, left_out = [], 0
     for day, frame in zip(days, looks, strict=True):
         part = frame.loc[frame["asteroid_id"].isin(labels["asteroid_id"]), FEATURE_TABLE_COLUMNS]
@@ -236,23 +256,17 @@ def train_look_rows(
             table["asteroid_id"].isin(lookless["asteroid_id"]), FEATURE_TABLE_COLUMNS + _LABELS[1:]
         ]
         rows = pd.concat([rows, combined.assign(day=COMBINED_DAY)], ignore_index=True)
-    note = f"{len(rows)} train rows, one per {unit}, over {len(days)} day(s)"
-    if left_out:
-        note += (
-            f"; {left_out} look(s) without finite model inputs left out, {len(lookless)} asteroid(s) "
-            "with no other look train on their combined row"
-        )
-    return LookRows(rows, unit), note
+    return rows, left_out, len(lookless)
 
 
 def observation_looks(
     store: BlobStore,
     days: list[str],
     calibrations: dict[str, str],
-    train_ids: np.ndarray,
+    asteroid_ids: np.ndarray,
     calibration_for: Callable[[str], FleetCalibration],
 ) -> tuple[list[pd.DataFrame] | None, str | None]:
-    """Each day's looks at ``train_ids``: ``features_per_look`` of the day's raw observations in the
+    """Each day's looks at ``asteroid_ids``: ``features_per_look`` of the day's raw observations in the
     lake, under the calibration its feature partition was computed with (``calibrations``, by day).
     Returns None and why instead when the window has to train without them: a raw partition that is gone
     or unreadable, or a day whose calibration (``calibration_for``) changed since its features."""
@@ -273,7 +287,7 @@ def observation_looks(
                 f"raw_telemetry[{day}] cannot be read ({exc}): the candidate trains on the combined rows",
             )
         ids = observations["asteroid_id"]
-        seen = pc.is_in(ids, value_set=pa.array(train_ids, ids.type))
+        seen = pc.is_in(ids, value_set=pa.array(asteroid_ids, ids.type))
         looks.append(features_per_look(observations.filter(seen), calibration))
     return looks, None
 
@@ -298,8 +312,9 @@ def window_look_rows(
         return None, note
     looks: list[pd.DataFrame] | None = daily
     if unit == "observation":
-        train_ids = table.loc[table["split"] == "train", "asteroid_id"].to_numpy()
-        looks, why = observation_looks(store, days, calibrations, train_ids, calibration_for)
+        # The holdout's looks too, read in the same pass: model_evaluation scores the networks on them.
+        scored = table.loc[table["split"].isin(("train", "holdout")), "asteroid_id"].to_numpy()
+        looks, why = observation_looks(store, days, calibrations, scored, calibration_for)
         if looks is None:
             return None, str(why)
     return train_look_rows(looks, days, table, unit)
@@ -308,6 +323,11 @@ def window_look_rows(
 def look_rows_prefix(key: str) -> str:
     """Where the look rows of the training set at ``key`` live, one object per write."""
     return f"{key.removesuffix('.parquet')}_look_rows/"
+
+
+def holdout_looks_prefix(key: str) -> str:
+    """Where the holdout looks of the training set at ``key`` live, one object per write."""
+    return f"{key.removesuffix('.parquet')}_holdout_looks/"
 
 
 def unlabelled_rows_prefix(key: str) -> str:
@@ -343,26 +363,36 @@ def save_training_set(
     this set) belongs to the data, not the model: computed here, from the frames the window was built
     from, a retrain after a change to the model code does not re-read and re-summarize the window.
 
-    ``look_rows`` (``train_look_rows``) and ``unlabelled_rows`` (``features/unlabelled_rows.py``) are
-    written first, each to a key of its own that the manifest names (``look_rows``,
-    ``unlabelled_rows``): a reader always finds the rows its manifest names, and a writer killed between
-    the writes leaves only unreferenced objects. Superseded objects of either kind older than
-    ``LOOK_ROWS_GRACE_S`` are deleted after the table is written, and so are the previous version's
-    per-day objects."""
+    ``look_rows`` (``train_look_rows``; its holdout looks too) and ``unlabelled_rows``
+    (``features/unlabelled_rows.py``) are written first, each to a key of its own that the manifest names
+    (``look_rows``, ``holdout_looks``, ``unlabelled_rows``): a reader always finds the rows its manifest
+    names, and a writer killed between the writes leaves only unreferenced objects. Superseded objects of
+    each kind older than ``LOOK_ROWS_GRACE_S`` are deleted after the table is written, and so are the
+    previous version's per-day objects."""
     manifest = dict(manifest)
     manifest["look_rows"] = None
     if look_rows is not None:
         look_key = _write_side_rows(store, look_rows_prefix(key), look_rows.rows)
         manifest["look_rows"] = {"key": look_key, "rows": len(look_rows.rows), "unit": look_rows.unit}
+    manifest["holdout_looks"] = None
+    if look_rows is not None and look_rows.holdout is not None:
+        holdout_key = _write_side_rows(store, holdout_looks_prefix(key), look_rows.holdout)
+        manifest["holdout_looks"] = {"key": holdout_key, "rows": len(look_rows.holdout)}
     manifest["unlabelled_rows"] = None
     if unlabelled_rows is not None:
         unlabelled_key = _write_side_rows(store, unlabelled_rows_prefix(key), unlabelled_rows)
         manifest["unlabelled_rows"] = {"key": unlabelled_key, "rows": len(unlabelled_rows)}
     metadata = {MANIFEST_METADATA_KEY: json.dumps(manifest), REFERENCE_METADATA_KEY: reference.to_json()}
     size = write_parquet(store, key, table, metadata=metadata)
-    current = {entry["key"] for entry in (manifest["look_rows"], manifest["unlabelled_rows"]) if entry}
+    entries = (manifest["look_rows"], manifest["holdout_looks"], manifest["unlabelled_rows"])
+    current = {entry["key"] for entry in entries if entry}
     now = time.time() if now is None else now
-    prefixes = (look_rows_prefix(key), unlabelled_rows_prefix(key), _per_day_prefix(key))
+    prefixes = (
+        look_rows_prefix(key),
+        holdout_looks_prefix(key),
+        unlabelled_rows_prefix(key),
+        _per_day_prefix(key),
+    )
     for stale in [k for prefix in prefixes for k in store.list_keys(prefix)]:
         if stale in current:
             continue
@@ -410,6 +440,14 @@ def load_look_rows(store: BlobStore, manifest: dict[str, Any]) -> LookRows | Non
     if not entry:
         return None
     return LookRows(_read_side_rows(store, entry, "look rows"), entry["unit"])
+
+
+def load_holdout_looks(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFrame | None:
+    """The holdout asteroids' looks the manifest names (``LookRows.holdout``), or None when it names none
+    (a window without look rows, or a training set written before them): the holdout is then scored on
+    its combined rows."""
+    entry = manifest.get("holdout_looks")
+    return _read_side_rows(store, entry, "holdout looks") if entry else None
 
 
 def load_unlabelled_rows(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFrame | None:

@@ -12,13 +12,13 @@ from typing import Any
 
 from astromined.ml.dataset import SplitArrays
 from astromined.ml.evaluate import model_metrics
+from astromined.ml.looks import AsteroidLooks, predict_split
 from astromined.ml.registry import (
     CorruptRecordError,
     ModelIntegrityError,
     ModelRegistry,
     UnknownModelVersionError,
 )
-from astromined.ml.train import predict
 
 
 def _ignore(_message: str) -> None:
@@ -26,9 +26,14 @@ def _ignore(_message: str) -> None:
 
 
 def evaluate_champion(
-    registry: ModelRegistry, holdout: SplitArrays, on_error: Callable[[str], None] = _ignore
+    registry: ModelRegistry,
+    holdout: SplitArrays,
+    on_error: Callable[[str], None] = _ignore,
+    looks: AsteroidLooks | None = None,
 ) -> dict[str, Any] | None:
-    """{"version", "metrics"} of the current champion on ``holdout``; None when there is no champion.
+    """{"version", "metrics"} of the current champion on ``holdout``, scored as the candidate is: from
+    the holdout asteroids' ``looks`` where given (``ml/looks.py``), else from the combined rows; None
+    when there is no champion.
 
     {"version", "error"} when it cannot be used: its files fail the integrity check or its version is gone
     (``version`` names it), or the champion pointer itself is unreadable (``version`` None). ``on_error``
@@ -45,7 +50,7 @@ def evaluate_champion(
     except (ModelIntegrityError, UnknownModelVersionError) as exc:
         on_error(f"champion {record['version']} failed its integrity check: {exc}")
         return {"version": record["version"], "error": str(exc)}
-    probabilities, metal = predict(model, holdout.x)
+    probabilities, metal = predict_split(model, holdout.x, looks)
     return {
         "version": record["version"],
         "metrics": model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal),

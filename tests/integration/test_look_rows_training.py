@@ -4,9 +4,11 @@ within its row budget, candidate_model trains on exactly them (and validates on 
 either side can turn them off."""
 
 import datetime as dt
+import json
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 from support.training_runs import (
     TRAINING,
@@ -15,6 +17,7 @@ from support.training_runs import (
     tiny_lake_with_days,
 )
 
+import assets.models
 from astromined import lake_layout
 from astromined.features.engineering import (
     INPUT_COLUMNS,
@@ -22,9 +25,17 @@ from astromined.features.engineering import (
     finite_model_inputs,
     model_inputs,
 )
-from astromined.features.training_set import load_look_rows, load_training_manifest, split_of
+from astromined.features.training_set import (
+    load_holdout_looks,
+    load_look_rows,
+    load_training_manifest,
+    split_of,
+)
+from astromined.ml.evaluate import baseline_metrics, classification_metrics
 from astromined.ml.registry import ModelRegistry
+from astromined.ml.train import predict
 from astromined.storage import read_arrow_columns, read_parquet
+from astromined.taxonomy import COMPLEX_INDEX
 
 DAYS = ("2026-06-01", "2026-06-02", "2026-06-03", "2026-06-04")
 QUICK = {"max_epochs": 2, "patience": 1, "ensemble_members": 1}
@@ -57,21 +68,21 @@ def _train(resources, *, window_days=4, budget=None, unit=None, candidate=None):
     return tuple(materialization_metadata(result, key) for key in ("training_set", "candidate_model"))
 
 
-def _expected_day_rows(store, days=DAYS):
-    """Every day's own row of every labelled train asteroid, recomputed from the partitions."""
+def _expected_day_rows(store, days=DAYS, split="train"):
+    """Every day's own row of every labelled ``split`` asteroid, recomputed from the partitions."""
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    train_ids = set(table.loc[table["split"] == "train", "asteroid_id"])
+    train_ids = set(table.loc[table["split"] == split, "asteroid_id"])
     frames = [read_parquet(store, lake_layout.asteroid_features(day)) for day in days]
     rows = [f.loc[f["asteroid_id"].isin(train_ids)] for f in frames]
     return rows, table
 
 
-def _expected_observation_rows(resources, days=DAYS):
-    """Every observation of every labelled train asteroid, recomputed from the raw partitions, by id
+def _expected_observation_rows(resources, days=DAYS, split="train"):
+    """Every observation of every labelled ``split`` asteroid, recomputed from the raw partitions, by id
     within each day."""
     store = resources["lake"].store()
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    train_ids = set(table.loc[table["split"] == "train", "asteroid_id"])
+    train_ids = set(table.loc[table["split"] == split, "asteroid_id"])
     rows = []
     for day in days:
         raw = read_arrow_columns(store, lake_layout.raw_observations(day), INPUT_COLUMNS).to_pandas()
@@ -96,9 +107,20 @@ def test_candidate_trains_on_every_observation_of_each_train_asteroid(
     n_expected = sum(len(r) for r in expected_rows)
     per_day = sum(len(r) for r in _expected_day_rows(store, days)[0])
     assert n_expected > per_day, "asteroids looked at more than once a day"
+    holdout_rows, _ = _expected_observation_rows(lake_with_four_days, days, "holdout")
+    n_holdout = sum(len(r) for r in holdout_rows)
+    assert n_holdout > int((table["split"] == "holdout").sum()), "holdout asteroids looked at more than once"
     assert training["look_rows"] == n_expected
-    assert training["look_rows_note"] == f"{n_expected} train rows, one per observation, over {window} day(s)"
+    assert training["look_rows_note"] == (
+        f"{n_expected} train rows, one per observation, over {window} day(s); {n_holdout} holdout looks"
+    )
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per look")
+    # The holdout asteroids' looks are stored too, the same way, for model_evaluation.
+    holdout_looks = load_holdout_looks(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    np.testing.assert_array_equal(
+        model_inputs(holdout_looks), np.concatenate([model_inputs(r) for r in holdout_rows])
+    )
+    assert set(holdout_looks["split"]) == {"holdout"}
 
     [call] = captured_training
     # Exactly those rows' inputs, oldest day first; validation stays on the combined rows.
@@ -121,10 +143,18 @@ def test_the_candidate_trains_on_every_days_row(lake_with_four_days, captured_tr
     n_expected = sum(len(r) for r in expected_rows)
     assert n_expected > int((table["split"] == "train").sum()), "asteroids seen on more than one day"
     assert training["look_rows"] == n_expected
-    assert training["look_rows_note"] == f"{n_expected} train rows, one per day, over {window} day(s)"
+    assert training["look_rows_note"].startswith(
+        f"{n_expected} train rows, one per day, over {window} day(s); "
+    )
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per asteroid and day")
     np.testing.assert_array_equal(
         captured_training[0]["x"], np.concatenate([model_inputs(r) for r in expected_rows])
+    )
+    # The holdout asteroids' looks are their rows of each day, likewise.
+    holdout_rows, _ = _expected_day_rows(store, DAYS[-window:], "holdout")
+    holdout_looks = load_holdout_looks(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    np.testing.assert_array_equal(
+        model_inputs(holdout_looks), np.concatenate([model_inputs(r) for r in holdout_rows])
     )
 
 
@@ -136,7 +166,9 @@ def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_fou
     combined_train = table.loc[table["split"] == "train"]
     assert training["look_rows"] == 0
     assert "exceed the budget of 100" in training["look_rows_note"]
-    assert load_look_rows(store, load_training_manifest(store, lake_layout.TRAINING_SET)) is None
+    manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
+    assert load_look_rows(store, manifest) is None
+    assert load_holdout_looks(store, manifest) is None
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (len(combined_train), "per asteroid")
     np.testing.assert_array_equal(captured_training[0]["x"], model_inputs(combined_train))
 
@@ -166,3 +198,80 @@ def test_a_one_day_window_has_no_day_rows(lake_with_four_days, captured_training
     assert training["look_rows"] == 0
     assert training["look_rows_note"].startswith("one-day window")
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (training["rows_train"], "per asteroid")
+
+
+def _evaluate(resources, window_days, budget=None):
+    """training_set → candidate_model → model_evaluation; model_evaluation's metadata and evaluation."""
+    training_config = {"window_days": window_days, **({"look_row_budget": budget} if budget else {})}
+    ops = {"training_set": {"config": training_config}, "candidate_model": {"config": QUICK}}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*TRAINING, assets.models.model_evaluation],
+            resources=resources,
+            instance=instance,
+            run_config={"ops": ops},
+        )
+    assert result.success
+    metadata = materialization_metadata(result, "model_evaluation")
+    store = resources["lake"].store()
+    return metadata, json.loads(store.get_bytes(lake_layout.evaluation(metadata["candidate"])))
+
+
+# Per observation on a 2-day window, per day on a 4-day one (look_unit "auto").
+@pytest.mark.parametrize("window", [2, 4])
+def test_the_networks_are_scored_on_the_holdout_asteroids_looks_the_baseline_on_its_combined_rows(
+    lake_with_four_days, window
+):
+    """Each holdout asteroid's class probabilities are the mean of its looks' (ml/looks.py), recomputed
+    here from the raw or feature partitions; the baseline keeps the combined rows."""
+    resources = lake_with_four_days
+    store = resources["lake"].store()
+    metadata, evaluation = _evaluate(resources, window_days=window)
+
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    holdout = table.loc[table["split"] == "holdout"].reset_index(drop=True)
+    days = DAYS[-window:]
+    expected = (
+        _expected_observation_rows(resources, days, "holdout")[0]
+        if window <= 3
+        else _expected_day_rows(store, days, "holdout")[0]
+    )
+    looks = pd.concat(expected, ignore_index=True)
+    assert len(looks) > len(holdout)
+    model, _ = ModelRegistry(store).load(metadata["candidate"])
+    probabilities = predict(model, model_inputs(looks))[0]
+    row = holdout.reset_index().set_index("asteroid_id").loc[looks["asteroid_id"], "index"].to_numpy()
+    mean = np.zeros((len(holdout), probabilities.shape[1]))
+    np.add.at(mean, row, probabilities)
+    mean /= np.bincount(row, minlength=len(holdout))[:, None]
+    labels = holdout["complex"].map(COMPLEX_INDEX).to_numpy()
+    by_looks = classification_metrics(labels, mean.argmax(axis=1))
+    combined_predicted = predict(model, model_inputs(holdout))[0].argmax(axis=1)
+    assert (mean.argmax(axis=1) != combined_predicted).any(), "the looks change some asteroid's class"
+
+    assert metadata["macro_f1"] == pytest.approx(by_looks["macro_f1"])
+    assert metadata["accuracy"] == pytest.approx(by_looks["accuracy"])
+    assert metadata["holdout_scored_on"] == (
+        f"{len(looks)} looks, each asteroid's probabilities averaged over its looks"
+    )
+    assert (evaluation["holdout_rows"], evaluation["holdout_looks"]) == (len(holdout), len(looks))
+    train = table.loc[table["split"] == "train"]
+    baseline = baseline_metrics(
+        model_inputs(train), train["complex"].map(COMPLEX_INDEX).to_numpy(), model_inputs(holdout), labels
+    )
+    assert metadata["baseline_macro_f1"] == pytest.approx(baseline["macro_f1"])
+
+
+def test_without_holdout_looks_the_networks_are_scored_on_the_combined_rows(lake_with_four_days):
+    resources = lake_with_four_days
+    store = resources["lake"].store()
+    metadata, evaluation = _evaluate(resources, window_days=2, budget=100)  # no look rows at all
+
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    holdout = table.loc[table["split"] == "holdout"]
+    model, _ = ModelRegistry(store).load(metadata["candidate"])
+    predicted = predict(model, model_inputs(holdout))[0].argmax(axis=1)
+    expected = classification_metrics(holdout["complex"].map(COMPLEX_INDEX).to_numpy(), predicted)
+    assert metadata["macro_f1"] == pytest.approx(expected["macro_f1"])
+    assert metadata["holdout_scored_on"] == "one combined row per asteroid"
+    assert evaluation["holdout_looks"] is None

@@ -98,6 +98,13 @@ def test_whole_graph_materializes_and_rerun_is_idempotent(default_scale_resource
         assert low <= evaluation["baseline_margin"] <= high
         summary = summarize_run(first, instance, DAY)
         assert f"95% paired bootstrap interval {low:+.4f} to {high:+.4f}" in summary
+        # A one-day window: the networks are scored on the holdout asteroids' looks (ml/looks.py).
+        looks = json.loads(store.get_bytes(lake_layout.evaluation(candidate)))["holdout_looks"]
+        assert looks >= evaluation["holdout_rows"]
+        assert (
+            f"networks scored on {looks} looks, each asteroid's probabilities averaged over its looks"
+            in summary
+        )
         # The model must have learned something: far better than guessing among 7 classes.
         assert evaluation["accuracy"] > 0.5
 

@@ -22,6 +22,8 @@ from astromined.features.training_set import (
     LOOK_ROWS_GRACE_S,
     LookRows,
     build_training_set,
+    holdout_looks_prefix,
+    load_holdout_looks,
     load_look_rows,
     load_training_manifest,
     look_rows_plan,
@@ -63,7 +65,19 @@ def test_day_rows_are_every_days_own_row_of_every_train_asteroid(daily_ids, labe
     ]
     assert (looks.unit, looks.kind) == ("day", "per asteroid and day")
     assert list(zip(rows["day"], rows["asteroid_id"], strict=True)) == expected
-    assert why == f"{len(expected)} train rows, one per day, over {len(days)} day(s)"
+    # The holdout asteroids' looks likewise: every day's own row of each (model_evaluation scores them).
+    holdout = set(table.loc[table["split"] == "holdout", "asteroid_id"])
+    seen = [
+        (day, asteroid)
+        for day, frame in zip(days, daily, strict=True)
+        for asteroid in frame["asteroid_id"]
+        if asteroid in holdout
+    ]
+    assert list(zip(looks.holdout["day"], looks.holdout["asteroid_id"], strict=True)) == seen
+    assert (looks.holdout["split"] == "holdout").all()
+    assert why == (
+        f"{len(expected)} train rows, one per day, over {len(days)} day(s); {len(seen)} holdout looks"
+    )
     assert set(rows.columns) == set(table.columns) | {"day"}
     assert (rows["split"] == "train").all()
     for day, frame in zip(days, daily, strict=True):
@@ -136,6 +150,41 @@ def test_observation_rows_are_every_look_of_every_train_asteroid_by_day_then_id(
     assert frame["complex"].tolist() == labels.loc[frame["asteroid_id"], "complex"].tolist()
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    per_day=st.lists(st.lists(st.integers(min_value=1, max_value=40), max_size=30), min_size=1, max_size=3),
+    labelled=st.sets(st.integers(1, 40)),
+)
+def test_the_holdout_asteroids_looks_are_kept_beside_the_train_rows_the_same_way(per_day, labelled):
+    """model_evaluation scores the networks on them (ml/looks.py): every look of every holdout asteroid,
+    oldest day first, by id within a day; an asteroid without a look has its combined row instead."""
+    days = DAYS[: len(per_day)]
+    arrivals = [[(a, k) for k, a in enumerate(ids)] for ids in per_day]
+    looks = [look_frame(day_looks) for day_looks in arrivals]
+    every = sorted({a for ids in per_day for a in ids} | set(labelled) | {41})
+    table = build_training_set(look_frame([(a, 0) for a in every]), catalog(labelled))
+
+    rows, note = train_look_rows(looks, days, table, "observation")
+
+    holdout = set(table.loc[table["split"] == "holdout", "asteroid_id"])
+    seen = [
+        (day, a, k)
+        for day, day_looks in zip(days, arrivals, strict=True)
+        for a, k in sorted(day_looks, key=lambda look: look[0])
+        if a in holdout
+    ]
+    lookless = sorted(holdout - {a for _, a, _ in seen})
+    frame = rows.holdout
+    assert list(zip(frame["day"], frame["asteroid_id"], strict=True)) == [(d, a) for d, a, _ in seen] + [
+        (COMBINED_DAY, a) for a in lookless
+    ]
+    assert (frame["split"] == "holdout").all()
+    assert set(frame["asteroid_id"]) == holdout, "every holdout asteroid has at least one row"
+    assert note.endswith(f"; {len(frame)} holdout looks")
+    # The train rows are what they were.
+    assert set(rows.rows["asteroid_id"]) <= train_ids(table)
+
+
 def test_a_look_without_finite_inputs_is_left_out_and_a_lookless_asteroid_trains_on_its_combined_row():
     ids = [i for i in range(1, 400) if split_of(np.array([i]))[0] == "train"][:3]
     looks = look_frame([(ids[0], 0), (ids[0], 1), (ids[1], 0), (ids[2], 0)])
@@ -152,7 +201,7 @@ def test_a_look_without_finite_inputs_is_left_out_and_a_lookless_asteroid_trains
     ]
     assert note == (
         "3 train rows, one per observation, over 1 day(s); 2 look(s) without finite model inputs left out, "
-        "1 asteroid(s) with no other look train on their combined row"
+        "1 asteroid(s) with no other look train on their combined row; 0 holdout looks"
     )
 
 
@@ -274,9 +323,47 @@ def _stored(store, look_rows, reference_rows=1, now=None):
     return load_training_manifest(store, KEY)
 
 
-def _rows(n: int, unit: str = "observation") -> LookRows:
+def _rows(n: int, unit: str = "observation", holdout: int | None = None) -> LookRows:
     frame = pd.DataFrame({"asteroid_id": np.arange(1, n + 1), "split": ["train"] * n, "day": DAYS[0]})
-    return LookRows(frame, unit)
+    looks = None
+    if holdout is not None:
+        looks = pd.DataFrame({"asteroid_id": np.full(holdout, 2), "split": "holdout", "day": DAYS[0]})
+    return LookRows(frame, unit, looks)
+
+
+def test_the_manifest_names_the_holdout_looks_and_they_load_back(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    manifest = _stored(store, _rows(5, holdout=3))
+    assert manifest["holdout_looks"]["rows"] == 3
+    assert manifest["holdout_looks"]["key"].startswith(holdout_looks_prefix(KEY))
+    pd.testing.assert_frame_equal(load_holdout_looks(store, manifest), _rows(5, holdout=3).holdout)
+    # None without them: no look rows, look rows without holdout looks, or a set written before them.
+    assert load_holdout_looks(store, _stored(store, None)) is None
+    assert load_holdout_looks(store, _stored(store, _rows(5, "day"))) is None
+    assert load_holdout_looks(store, {"partitions": DAYS, "look_rows": None}) is None
+
+
+def test_superseded_holdout_look_objects_go_once_past_the_grace_period(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    first = _stored(store, _rows(3, holdout=2))["holdout_looks"]["key"]
+    written = store.modified_at(first)
+    second = _stored(store, _rows(3, holdout=4), now=written + LOOK_ROWS_GRACE_S - 1)["holdout_looks"]["key"]
+    assert sorted(store.list_keys(holdout_looks_prefix(KEY))) == sorted([first, second])
+    third = _stored(store, _rows(3, holdout=1), now=written + LOOK_ROWS_GRACE_S + 5)["holdout_looks"]["key"]
+    assert store.list_keys(holdout_looks_prefix(KEY)) == [third]
+    _stored(store, _rows(3, "day"), now=store.modified_at(third) + LOOK_ROWS_GRACE_S + 1)
+    assert store.list_keys(holdout_looks_prefix(KEY)) == []
+
+
+def test_missing_holdout_looks_fail_naming_the_object_and_the_remedy(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    manifest = _stored(store, _rows(5, holdout=3))
+    key = manifest["holdout_looks"]["key"]
+    store.delete(key)
+    with pytest.raises(
+        ValueError, match=rf"holdout looks at .*{key.split('/')[-1]}, which are gone .*re-materialize"
+    ):
+        load_holdout_looks(store, manifest)
 
 
 def test_the_manifest_names_the_look_rows_and_they_load_back(tmp_path):
@@ -345,17 +432,19 @@ def test_missing_or_mismatched_look_rows_fail_naming_the_object_and_the_remedy(t
 
 
 @pytest.mark.fault(
-    "kill", "writer killed at every write of a training set with look rows: the set finds its own rows"
+    "kill",
+    "writer killed at every write of a training set with look rows and holdout looks: the set finds its own",
 )
-@pytest.mark.parametrize("allowed", [0, 1, 2])
+@pytest.mark.parametrize("allowed", [0, 1, 2, 3])
 def test_a_killed_write_never_leaves_a_set_naming_rows_it_does_not_have(tmp_path, allowed):
     store = LocalBlobStore(tmp_path)
-    _stored(store, _rows(3), reference_rows=3)
+    _stored(store, _rows(3, holdout=1), reference_rows=3)
     with contextlib.suppress(KeyboardInterrupt):
-        _stored(KilledAfterPuts(store, allowed), _rows(8), reference_rows=8)
+        _stored(KilledAfterPuts(store, allowed), _rows(8, holdout=5), reference_rows=8)
     manifest = load_training_manifest(store, KEY)
-    rows = load_look_rows(store, manifest)
-    # Whichever set is there (the old one, or the new one if both writes happened), its rows are its own.
-    expected = 8 if allowed >= 2 else 3
-    assert len(rows.rows) == expected
+    rows, holdout = load_look_rows(store, manifest), load_holdout_looks(store, manifest)
+    # Whichever set is there (the old one, or the new one if all three writes happened), its train rows
+    # and holdout looks are its own.
+    new = allowed >= 3
+    assert (len(rows.rows), len(holdout)) == ((8, 5) if new else (3, 1))
     assert len(read_parquet(store, KEY)) == 2

@@ -1,0 +1,115 @@
+"""An asteroid's prediction from its looks (astromined/ml/looks.py): the mean of the looks' probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from astromined.ml.looks import (
+    AsteroidLooks,
+    asteroid_looks,
+    mean_over_looks,
+    predict_from_looks,
+    predict_split,
+)
+from astromined.ml.model import ArchitectureConfig, CompositionNet
+from astromined.ml.train import predict
+from astromined.taxonomy import COMPLEXES
+
+FEATURES = ("a", "b", "c")
+
+
+def network(seed: int = 0) -> CompositionNet:
+    torch.manual_seed(seed)
+    model = CompositionNet(ArchitectureConfig(feature_names=FEATURES, classes=COMPLEXES))
+    model.eval()
+    return model
+
+
+def test_each_look_is_found_at_its_asteroids_row_whatever_the_order():
+    looks = asteroid_looks(
+        np.array([30, 10, 20]), np.array([20, 30, 20, 10, 30]), np.arange(15, dtype=np.float32).reshape(5, 3)
+    )
+    assert looks.row.tolist() == [2, 0, 2, 1, 0]
+    assert looks.looks_per_row().tolist() == [2, 1, 2]
+    assert (len(looks), looks.rows) == (5, 3)
+
+
+def test_a_look_at_an_asteroid_outside_the_split_is_named():
+    with pytest.raises(
+        ValueError, match=r"1 look\(s\) at asteroid\(s\) not in the split, e.g. asteroid_id \[99\]"
+    ):
+        asteroid_looks(np.array([1, 2]), np.array([1, 2, 99]), np.zeros((3, 3), dtype=np.float32))
+
+
+def test_an_asteroid_without_a_look_is_named():
+    with pytest.raises(ValueError, match=r"1 asteroid\(s\) without a look, e.g. asteroid_id \[7\]"):
+        asteroid_looks(np.array([5, 7]), np.array([5, 5]), np.zeros((2, 3), dtype=np.float32))
+
+
+def test_mismatched_lengths_are_refused():
+    with pytest.raises(ValueError, match="2 look id"):
+        asteroid_looks(np.array([1]), np.array([1, 1]), np.zeros((3, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="outside the 1 row"):
+        AsteroidLooks(np.zeros((1, 3), dtype=np.float32), np.array([1]), 1)
+    with pytest.raises(ValueError, match=r"without a look, e.g. row\(s\) \[1\]"):
+        AsteroidLooks(np.zeros((1, 3), dtype=np.float32), np.array([0]), 2)
+
+
+def test_an_empty_split_has_no_looks():
+    looks = asteroid_looks(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.zeros((0, 3)))
+    probabilities, metal = predict_from_looks(lambda x: (x, x[:, 0]), looks)
+    assert probabilities.shape == (0, 3) and metal.shape == (0,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    looks_per_asteroid=st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=12),
+    seed=st.integers(0, 9),
+)
+def test_the_prediction_is_the_mean_of_the_asteroids_looks_and_one_look_is_its_own_prediction(
+    looks_per_asteroid, seed
+):
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(1000)[: len(looks_per_asteroid)]
+    look_ids = rng.permutation(np.repeat(ids, looks_per_asteroid))
+    x = rng.normal(size=(len(look_ids), len(FEATURES))).astype(np.float32)
+    model = network(seed)
+
+    probabilities, metal = predict_split(
+        model, np.zeros((len(ids), 3), np.float32), asteroid_looks(ids, look_ids, x)
+    )
+
+    look_probabilities, look_metal = predict(model, x)
+    for row, asteroid in enumerate(ids):
+        mine = look_ids == asteroid
+        np.testing.assert_allclose(
+            probabilities[row], look_probabilities[mine].mean(axis=0), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(metal[row], look_metal[mine].mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    single = np.asarray(looks_per_asteroid) == 1
+    if single.any():  # an asteroid looked at once: exactly that look's prediction
+        by_id = {a: i for i, a in enumerate(look_ids)}
+        at = [by_id[a] for a in ids[single]]
+        np.testing.assert_array_equal(probabilities[single], look_probabilities[at])
+
+
+def test_without_looks_the_combined_rows_are_scored():
+    model = network()
+    x = np.random.default_rng(1).normal(size=(6, 3)).astype(np.float32)
+    for got, expected in zip(predict_split(model, x, None), predict(model, x), strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_noisy_look_the_network_is_unsure_of_weighs_less_than_a_sure_one():
+    """Why looks are averaged as probabilities: a confident look carries the asteroid, a flat one barely
+    moves it (the median of the looks' bands would give both the same say)."""
+    sure = np.array([0.9, 0.05, 0.05])
+    flat = np.array([0.3, 0.4, 0.3])
+    looks = AsteroidLooks(np.zeros((2, 3), np.float32), np.array([0, 0]), 1)
+    mean = mean_over_looks(np.stack([sure, flat]), looks)
+    assert mean.argmax(axis=1).tolist() == [0]
