@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from astromined.features.engineering import FEATURE_TABLE_COLUMNS
 from astromined.ml.looks import (
     AsteroidLooks,
     asteroid_looks,
     mean_over_looks,
     predict_from_looks,
     predict_split,
+    split_looks,
 )
 from astromined.ml.model import ArchitectureConfig, CompositionNet
 from astromined.ml.train import predict
@@ -113,3 +116,17 @@ def test_a_noisy_look_the_network_is_unsure_of_weighs_less_than_a_sure_one():
     looks = AsteroidLooks(np.zeros((2, 3), np.float32), np.array([0, 0]), 1)
     mean = mean_over_looks(np.stack([sure, flat]), looks)
     assert mean.argmax(axis=1).tolist() == [0]
+
+
+def test_a_splits_looks_are_ordered_by_its_rows_in_the_training_set_table():
+    table = pd.DataFrame(
+        {"asteroid_id": [4, 9, 2, 7], "split": ["holdout", "train", "holdout", "validation"]}
+    )
+    frame = pd.DataFrame({c: np.arange(1.0, 4.0) for c in FEATURE_TABLE_COLUMNS})
+    frame["asteroid_id"] = [2, 4, 2]
+    looks = split_looks(table, frame)
+    assert (looks.rows, looks.row.tolist()) == (2, [1, 0, 1])  # holdout rows: 4 then 2
+    assert split_looks(table, None) is None
+    frame.loc[1, "asteroid_id"] = 9  # a train asteroid's look
+    with pytest.raises(ValueError, match=r"not in the split, e.g. asteroid_id \[9\]"):
+        split_looks(table, frame)
