@@ -1,7 +1,8 @@
 """The candidate trains on every look at a train asteroid, through the assets: training_set stores the
 look rows (by default one per observation on windows of 1-3 days, one per asteroid and day on longer ones)
 within its row budget, candidate_model trains on exactly them (and validates on the combined rows), and
-either side can turn them off."""
+either side can turn them off. The holdout asteroids' looks, stored beside them, are what model_evaluation
+scores the networks on (ml/looks.py)."""
 
 import datetime as dt
 import json
@@ -71,9 +72,9 @@ def _train(resources, *, window_days=4, budget=None, unit=None, candidate=None):
 def _expected_day_rows(store, days=DAYS, split="train"):
     """Every day's own row of every labelled ``split`` asteroid, recomputed from the partitions."""
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    train_ids = set(table.loc[table["split"] == split, "asteroid_id"])
+    ids = set(table.loc[table["split"] == split, "asteroid_id"])
     frames = [read_parquet(store, lake_layout.asteroid_features(day)) for day in days]
-    rows = [f.loc[f["asteroid_id"].isin(train_ids)] for f in frames]
+    rows = [f.loc[f["asteroid_id"].isin(ids)] for f in frames]
     return rows, table
 
 
@@ -82,11 +83,11 @@ def _expected_observation_rows(resources, days=DAYS, split="train"):
     within each day."""
     store = resources["lake"].store()
     table = read_parquet(store, lake_layout.TRAINING_SET)
-    train_ids = set(table.loc[table["split"] == split, "asteroid_id"])
+    ids = set(table.loc[table["split"] == split, "asteroid_id"])
     rows = []
     for day in days:
         raw = read_arrow_columns(store, lake_layout.raw_observations(day), INPUT_COLUMNS).to_pandas()
-        raw = raw.loc[raw["asteroid_id"].isin(train_ids)]
+        raw = raw.loc[raw["asteroid_id"].isin(ids)]
         calibration = resources["landing_zone"].fleet_calibration(dt.date.fromisoformat(day))
         looks = features_per_look(raw, calibration)
         looks = looks.loc[finite_model_inputs(looks)]
