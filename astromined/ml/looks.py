@@ -59,12 +59,8 @@ def asteroid_looks(asteroid_ids: np.ndarray, look_ids: np.ndarray, look_x: np.nd
     look."""
     if len(look_ids) != len(look_x):
         raise ValueError(f"{len(look_ids)} look id(s) for {len(look_x)} look input row(s)")
-    order = np.argsort(asteroid_ids, kind="stable")
-    position = np.searchsorted(asteroid_ids, look_ids, sorter=order)
-    position = np.minimum(position, max(len(asteroid_ids) - 1, 0))
-    known = len(asteroid_ids) > 0
-    row = order[position] if known else np.zeros(len(look_ids), dtype=np.int64)
-    strangers = ~(asteroid_ids[row] == look_ids) if known else np.ones(len(look_ids), dtype=bool)
+    row = pd.Index(asteroid_ids).get_indexer(look_ids)  # -1: not one of the split's asteroids
+    strangers = row < 0
     if strangers.any():
         raise ValueError(
             f"{int(strangers.sum())} look(s) at asteroid(s) not in the split, e.g. asteroid_id "
