@@ -16,6 +16,7 @@ from astromined.features.training_set import (
     load_training_manifest,
     load_training_reference,
     load_unlabelled_rows,
+    load_validation_looks,
 )
 from astromined.ml.champion import evaluate_champion
 from astromined.ml.dataset import SplitArrays, split_arrays
@@ -28,7 +29,7 @@ from astromined.ml.evaluate import (
     confusion_png,
     model_metrics,
 )
-from astromined.ml.looks import AsteroidLooks, predict_split, split_looks
+from astromined.ml.looks import AsteroidLooks, model_looks_exponent, predict_split, split_looks
 from astromined.ml.margin import MarginInterval, bootstrap_margin
 from astromined.ml.model import ArchitectureConfig
 from astromined.ml.promotion import (
@@ -37,7 +38,7 @@ from astromined.ml.promotion import (
     champion_metric_values,
     decide_promotion,
 )
-from astromined.ml.registry import CorruptRecordError, ModelRegistry
+from astromined.ml.registry import CorruptRecordError, ModelRegistry, looks_exponent
 from astromined.ml.scoring import mining_value, rank_sectors
 from astromined.ml.self_training import refit_config, self_train
 from astromined.ml.train import TrainConfig, TrainResult, predict, train_model
@@ -115,6 +116,7 @@ def candidate_model(
         unlabelled = load_unlabelled_rows(store, training_manifest) if config.self_training else None
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
+    validation_looks = _split_looks(store, table, training_manifest, "validation")
     train_rows_kind = looks.kind if looks is not None else "per asteroid"
     train = split_arrays(table if looks is None else looks.rows, "train")
     validation = split_arrays(table, "validation")
@@ -186,6 +188,17 @@ def candidate_model(
     context.log.info(f"self-training: {self_training_note}")
     probabilities, metal = predict(validated.model, validation.x)
     validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
+    # How much an asteroid's looks sharpen the mean of their probabilities (ml/looks.py), fitted out of
+    # sample like the temperature: by the early-stopped network, on the validation asteroids' looks.
+    exponent, exponent_note = 0.0, "none: the training set stores no validation looks (0: the plain mean)"
+    if validation_looks is not None:
+        exponent = model_looks_exponent(validated.model, validation_looks, validation.y_class)
+        several = int((validation_looks.looks_per_row() > 1).sum())
+        exponent_note = (
+            f"fitted on {len(validation_looks)} looks at the {validation_looks.rows} validation asteroids "
+            f"({several} looked at more than once)"
+        )
+    context.log.info(f"looks' calibration exponent {exponent:.3f}: {exponent_note}")
     registry = ModelRegistry(store)
     version = registry.register(
         result.model.cpu(),
@@ -204,6 +217,7 @@ def candidate_model(
             "dagster_run_id": context.run.run_id,
         },
         attachments={REFERENCE_STATS: reference.to_json().encode()},
+        scoring={"looks_exponent": exponent},
     )
     store.put_bytes(lake_layout.CANDIDATE_POINTER, json.dumps({"version": version}).encode())
     for repair in registry.repairs:
@@ -225,6 +239,8 @@ def candidate_model(
             "samples_per_second": round(result.samples_per_second, 1),
             "validation_accuracy": validation_metrics["accuracy"],
             "validation_macro_f1": validation_metrics["macro_f1"],
+            "looks_exponent": exponent,
+            "looks_exponent_fitted_on": exponent_note,
             "training_partitions": dg.MetadataValue.json(partitions),
             "registry_repairs": dg.MetadataValue.json(registry.repairs),
             # Where the multi-cluster executor ran this step (empty outside Kubernetes).
@@ -247,15 +263,19 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     registry = ModelRegistry(store)
     table = read_parquet(store, lake_layout.TRAINING_SET)
     train, holdout = split_arrays(table, "train"), split_arrays(table, "holdout")
-    holdout_looks = _holdout_looks(store, table)
+    holdout_looks = _split_looks(
+        store, table, load_training_manifest(store, lake_layout.TRAINING_SET), "holdout"
+    )
+    candidate_version = _load_candidate(store)
+    candidate, manifest = registry.load(candidate_version)
+    exponent = looks_exponent(manifest)
     scored_on = (
-        f"{len(holdout_looks)} looks, each asteroid's probabilities averaged over its looks"
+        f"{len(holdout_looks)} looks, each asteroid's probabilities averaged over its looks "
+        f"(looks' calibration exponent {exponent:.2f})"
         if holdout_looks is not None
         else "one combined row per asteroid"
     )
-    candidate_version = _load_candidate(store)
-    candidate, _ = registry.load(candidate_version)
-    probabilities, metal = predict_split(candidate, holdout.x, holdout_looks)
+    probabilities, metal = predict_split(candidate, holdout.x, holdout_looks, exponent)
     candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     predicted = probabilities.argmax(axis=1)
     matrix = confusion(holdout.y_class, predicted)
@@ -273,6 +293,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         "baseline_margin": margin.to_dict(),
         "holdout_rows": len(holdout),
         "holdout_looks": None if holdout_looks is None else len(holdout_looks),
+        "looks_exponent": exponent,
         "confusion_matrix": matrix.tolist(),
         "evaluated_at": dt.datetime.now(dt.UTC).isoformat(),
     }
@@ -284,6 +305,7 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             "candidate": candidate_version,
             "holdout_rows": len(holdout),
             "holdout_scored_on": scored_on,
+            "looks_exponent": exponent,
             "accuracy": candidate_metrics["accuracy"],
             "macro_f1": candidate_metrics["macro_f1"],
             "m_type_recall": candidate_metrics["m_type_recall"],
@@ -305,21 +327,23 @@ def model_evaluation(context: dg.AssetExecutionContext, lake: LakeResource) -> d
     )
 
 
-def _holdout_looks(store, table) -> AsteroidLooks | None:
-    """The holdout asteroids' looks the training set stores beside its look rows, which the networks are
-    scored on (``ml/looks.py``); None where it stores none (no look rows: over the budget, or a set
-    written before them): combined rows then. The baseline always scores the combined rows it is
-    defined on."""
+def _split_looks(store, table, manifest, split: str) -> AsteroidLooks | None:
+    """The ``split`` asteroids' looks the training set stores beside its look rows (``ml/looks.py``): the
+    holdout's, which the networks are scored on, or the validation's, which the looks' calibration
+    exponent is fitted on. None where it stores none (no look rows: over the budget, or a set written
+    before them): the holdout is scored on its combined rows then, and the exponent is 0. The baseline
+    always scores the combined rows it is defined on."""
+    load = {"holdout": load_holdout_looks, "validation": load_validation_looks}[split]
     try:
-        frame = load_holdout_looks(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+        frame = load(store, manifest)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     try:
-        return split_looks(table, frame)
+        return split_looks(table, frame, split)
     except ValueError as exc:
         raise dg.Failure(
-            description=f"the holdout looks of {store.describe(lake_layout.TRAINING_SET)} do not match its "
-            f"holdout: {exc}; re-materialize training_set"
+            description=f"the {split} looks of {store.describe(lake_layout.TRAINING_SET)} do not match its "
+            f"{split}: {exc}; re-materialize training_set"
         ) from exc
 
 

@@ -95,6 +95,7 @@ from astromined.features.training_set import (  # noqa: E402
     load_look_rows,
     load_training_manifest,
     load_unlabelled_rows,
+    load_validation_looks,
 )
 from astromined.features.unlabelled_rows import SELF_TRAINING_MAX_DAYS  # noqa: E402
 from astromined.ml.dataset import SplitArrays, concatenated, split_arrays  # noqa: E402
@@ -104,7 +105,7 @@ from astromined.ml.evaluate import (  # noqa: E402
     classification_metrics,
     model_metrics,
 )
-from astromined.ml.looks import AsteroidLooks, predict_split, split_looks  # noqa: E402
+from astromined.ml.looks import AsteroidLooks, model_looks_exponent, predict_split, split_looks  # noqa: E402
 from astromined.ml.margin import bootstrap_margin  # noqa: E402
 from astromined.ml.model import ArchitectureConfig  # noqa: E402
 from astromined.ml.self_training import refit_config, self_train  # noqa: E402
@@ -152,11 +153,12 @@ def build_training_set(
 ):
     """The training set of the `window` days ending on `day` of the population simulated with seed
     ``population``, built by the assets (window_days=window, look_unit, self_training_max_days): (train,
-    validation, holdout, combined train, unlabelled, holdout looks). ``train`` is what candidate_model
-    trains on: the look rows where the training set has them, else the combined train split (the fourth
-    item, which the baseline trains on). ``unlabelled`` is the model-input matrix of the unlabelled rows
-    the training set stores for self-training, or None where it stores none; ``holdout looks`` the
-    holdout asteroids' looks model_evaluation scores the networks on (``AsteroidLooks``), or None."""
+    validation, holdout, combined train, unlabelled, holdout looks, validation looks). ``train`` is what
+    candidate_model trains on: the look rows where the training set has them, else the combined train
+    split (the fourth item, which the baseline trains on). ``unlabelled`` is the model-input matrix of the
+    unlabelled rows the training set stores for self-training, or None where it stores none; ``holdout
+    looks`` the holdout asteroids' looks model_evaluation scores the networks on (``AsteroidLooks``), or None;
+    ``validation looks`` those candidate_model fits the looks' calibration exponent on, or None."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -212,7 +214,8 @@ def build_training_set(
     unlabelled = None if unlabelled_rows is None else model_inputs(unlabelled_rows)
     validation, holdout = split_arrays(table, "validation"), split_arrays(table, "holdout")
     holdout_looks = split_looks(table, load_holdout_looks(store, manifest))
-    return train, validation, holdout, combined_train, unlabelled, holdout_looks
+    validation_looks = split_looks(table, load_validation_looks(store, manifest), "validation")
+    return train, validation, holdout, combined_train, unlabelled, holdout_looks, validation_looks
 
 
 def train_network(train_config: TrainConfig, train: SplitArrays, validation: SplitArrays):
@@ -236,11 +239,12 @@ def train_candidate(
     train_config: TrainConfig, train: SplitArrays, validation: SplitArrays, unlabelled: np.ndarray | None
 ):
     """The network as candidate_model trains it: self-trained (``self_train``) where the training set
-    stores ``unlabelled`` rows, else ``train_network``. Returns ((result, seconds), (teacher, seconds)):
-    the network registered and the network without self-training (the same one where there was none)."""
+    stores ``unlabelled`` rows, else ``train_network``. Returns ((result, seconds), (teacher, seconds),
+    validated): the network registered, the network without self-training (the same one where there was
+    none), and the early-stopped network candidate_model fits the looks' calibration exponent with."""
     if unlabelled is None:
         trained = train_network(train_config, train, validation)
-        return trained, trained
+        return trained, trained, trained[0]
     seconds: list[float] = []
 
     def fit(rows: SplitArrays, _role: str, epochs: int | None):
@@ -249,17 +253,33 @@ def train_candidate(
         return result
 
     outcome = self_train(fit, train, unlabelled, train_config.seed, validation=validation)
-    return (outcome.registered, sum(seconds)), (outcome.teacher, seconds[0])
+    return (outcome.registered, sum(seconds)), (outcome.teacher, seconds[0]), outcome.validated
+
+
+def looks_exponent_of(
+    early_stopped, validation: SplitArrays, validation_looks: AsteroidLooks | None, holdout_looks
+) -> float:
+    """The looks' calibration exponent candidate_model registers with a network (``model_looks_exponent``
+    of the early-stopped network on the validation looks); 0 where the holdout is not scored from looks
+    or the training set stores no validation looks."""
+    if holdout_looks is None or validation_looks is None:
+        return 0.0
+    return model_looks_exponent(early_stopped, validation_looks, validation.y_class)
 
 
 def holdout_scores(
-    model, holdout: SplitArrays, baseline_predicted: np.ndarray, looks: AsteroidLooks | None
+    model,
+    holdout: SplitArrays,
+    baseline_predicted: np.ndarray,
+    looks: AsteroidLooks | None,
+    exponent: float = 0.0,
 ) -> dict[str, float]:
     """The model's holdout metrics, its holdout errors, and ``win_share``: the share of resampled holdouts
     on which it beats the baseline's ``baseline_predicted`` (``bootstrap_margin``, as model_evaluation).
     Scored as model_evaluation scores it: from the holdout asteroids' ``looks`` where the training set
-    stores them (``predict_split``), else from the combined rows."""
-    probabilities, metal = predict_split(model, holdout.x, looks)
+    stores them (``predict_split``, with the looks' calibration ``exponent``), else from the combined
+    rows."""
+    probabilities, metal = predict_split(model, holdout.x, looks, exponent)
     metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     metrics["errors"] = round((1.0 - metrics["accuracy"]) * len(holdout))
     interval = bootstrap_margin(holdout.y_class, probabilities.argmax(axis=1), baseline_predicted)
@@ -335,7 +355,7 @@ def main() -> int:
     pooled_baseline_margins: list[float] = []
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
         for population in populations:
-            sets, combined_train, unlabelled, holdout_looks = {}, {}, {}, {}
+            sets, combined_train, unlabelled, holdout_looks, validation_looks = {}, {}, {}, {}, {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
                 built = build_training_set(
@@ -343,7 +363,7 @@ def main() -> int:
                 )
                 shutil.rmtree(state, ignore_errors=True)
                 sets[day], combined_train[day], unlabelled[day] = built[:3], built[3], built[4]
-                holdout_looks[day] = built[5]
+                holdout_looks[day], validation_looks[day] = built[5], built[6]
             pooled: dict[str, list] = {}
             if args.pooled:
                 pooled_train = concatenated([combined_train[d] for d in days])
@@ -371,14 +391,18 @@ def main() -> int:
                     flush=True,
                 )
                 trained: dict[str, list] = {}
+                # The early-stopped networks the looks' calibration exponent is fitted with, where they
+                # are not the networks scored (a self-trained candidate's: the student before its refit).
+                validated: dict[str, list] = {}
                 for name, train_config in networks.items():
                     candidates = [
                         train_candidate(train_config(seed), train, validation, unlabelled[day])
                         for seed in seeds
                     ]
-                    trained[name] = [registered for registered, _ in candidates]
+                    trained[name] = [registered for registered, _, _ in candidates]
+                    validated[name] = [early_stopped for _, _, early_stopped in candidates]
                     if self_training:
-                        trained[f"{name} teacher"] = [teacher for _, teacher in candidates]
+                        trained[f"{name} teacher"] = [teacher for _, teacher, _ in candidates]
                 trained.update(pooled)
                 if args.combined_rows:
                     trained.update(
@@ -394,9 +418,13 @@ def main() -> int:
                 if args.combined_holdout:
                     scored += [(f"{name} on combined rows", trained[name], None) for name in networks]
                 for name, results, looks in scored:
+                    exponents = [
+                        looks_exponent_of(early_stopped.model, validation, validation_looks[day], looks)
+                        for early_stopped in validated.get(name) or [result for result, _ in results]
+                    ]
                     scores = [
-                        holdout_scores(result.model, holdout, baseline_predicted, looks)
-                        for result, _ in results
+                        holdout_scores(result.model, holdout, baseline_predicted, looks, exponent)
+                        for (result, _), exponent in zip(results, exponents, strict=True)
                     ]
                     day_margins = [s["macro_f1"] - baseline for s in scores]
                     margins[name] += day_margins

@@ -81,6 +81,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         load_training_manifest,
         load_training_reference,
         load_unlabelled_rows,
+        load_validation_looks,
         save_training_set,
         window_look_rows,
     )
@@ -96,7 +97,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         confusion_png,
         model_metrics,
     )
-    from astromined.ml.looks import predict_split, split_looks
+    from astromined.ml.looks import model_looks_exponent, predict_split, split_looks
     from astromined.ml.margin import bootstrap_margin
     from astromined.ml.model import ArchitectureConfig
     from astromined.ml.promotion import PromotionPolicy, decide_promotion
@@ -256,6 +257,12 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             refit_validation_rows = len(validation)
         probabilities, metal = predict(validated.model, validation.x)
         validation_metrics = model_metrics(probabilities, metal, validation.y_class, validation.y_metal)
+        validation_looks = split_looks(table, load_validation_looks(lake, manifest), "validation")
+        exponent = (
+            0.0
+            if validation_looks is None
+            else model_looks_exponent(validated.model, validation_looks, validation.y_class)
+        )
         reference = load_training_reference(lake, lake_layout.TRAINING_SET)
         registry = ModelRegistry(lake)
         version = registry.register(
@@ -272,6 +279,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
                 "device": str(device),
             },
             attachments={"reference_stats.json": reference.to_json().encode()},
+            scoring={"looks_exponent": exponent},
         )
         lake.put_bytes(lake_layout.CANDIDATE_POINTER, json.dumps({"version": version}).encode())
 
@@ -281,7 +289,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
         manifest = load_training_manifest(lake, lake_layout.TRAINING_SET)
         holdout_looks = split_looks(table, load_holdout_looks(lake, manifest))
         candidate, _ = registry.load(version)
-        probabilities, metal = predict_split(candidate, holdout.x, holdout_looks)
+        probabilities, metal = predict_split(candidate, holdout.x, holdout_looks, exponent)
         candidate_metrics = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
         predicted = probabilities.argmax(axis=1)
         matrix = confusion(holdout.y_class, predicted)
@@ -296,6 +304,7 @@ def run(state: Path, day: dt.date, clock: StageClock, window_days: int = 7) -> d
             "baseline_margin": margin.to_dict(),
             "holdout_rows": len(holdout),
             "holdout_looks": None if holdout_looks is None else len(holdout_looks),
+            "looks_exponent": exponent,
             "confusion_matrix": matrix.tolist(),
         }
         lake.put_bytes(lake_layout.evaluation(version), json.dumps(evaluation, indent=2).encode())

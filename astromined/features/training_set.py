@@ -152,12 +152,14 @@ _LABELS = ["asteroid_id", "complex", "metal_richness", "split"]
 @dataclasses.dataclass(frozen=True)
 class LookRows:
     """Train rows of the training set, one per look (``unit``) at a train asteroid, with its labels and a
-    ``day`` column; and the holdout asteroids' looks in the same form (``holdout``: what model_evaluation
-    scores the networks on, ``ml/looks.py``; None in a set written before them)."""
+    ``day`` column; and the holdout and validation asteroids' looks in the same form (``holdout``: what
+    model_evaluation scores the networks on, ``ml/looks.py``; ``validation``: what candidate_model fits
+    the looks' calibration exponent on; None in a set written before them)."""
 
     rows: pd.DataFrame
     unit: str
     holdout: pd.DataFrame | None = None
+    validation: pd.DataFrame | None = None
 
     @property
     def kind(self) -> str:
@@ -211,7 +213,8 @@ def train_look_rows(
     """The look rows of ``table``'s train asteroids from each day's ``looks`` (rows of feature columns:
     ``features_per_look`` of the day's observations for ``"observation"``, the day's feature table for
     ``"day"``), oldest day first and by id within a day, with the asteroid's labels and a ``day`` column;
-    the holdout asteroids' looks too (``LookRows.holdout``), the same way.
+    the holdout and validation asteroids' looks too (``LookRows.holdout``, ``LookRows.validation``), the
+    same way.
 
     A look whose model inputs are not all finite (an observation lacking a measurement that its
     asteroid's medians skip) is left out; an asteroid left with no look gets its combined row instead
@@ -228,8 +231,9 @@ def train_look_rows(
             "with no other look train on their combined row"
         )
     holdout, _, _ = split_look_rows(looks, days, table, "holdout")
-    note += f"; {len(holdout)} holdout looks"
-    return LookRows(rows, unit, holdout), note
+    validation, _, _ = split_look_rows(looks, days, table, "validation")
+    note += f"; {len(holdout)} holdout looks; {len(validation)} validation looks"
+    return LookRows(rows, unit, holdout, validation), note
 
 
 def split_look_rows(
@@ -312,9 +316,11 @@ def window_look_rows(
         return None, note
     looks: list[pd.DataFrame] | None = daily
     if unit == "observation":
-        # The holdout's looks too, read in the same pass: model_evaluation scores the networks on them.
-        scored = table.loc[table["split"].isin(("train", "holdout")), "asteroid_id"].to_numpy()
-        looks, why = observation_looks(store, days, calibrations, scored, calibration_for)
+        # The holdout's and validation's looks too, read in the same pass: model_evaluation scores the
+        # networks on the holdout's, candidate_model fits the looks' calibration on the validation's.
+        looks, why = observation_looks(
+            store, days, calibrations, table["asteroid_id"].to_numpy(), calibration_for
+        )
         if looks is None:
             return None, str(why)
     return train_look_rows(looks, days, table, unit)
@@ -328,6 +334,11 @@ def look_rows_prefix(key: str) -> str:
 def holdout_looks_prefix(key: str) -> str:
     """Where the holdout looks of the training set at ``key`` live, one object per write."""
     return f"{key.removesuffix('.parquet')}_holdout_looks/"
+
+
+def validation_looks_prefix(key: str) -> str:
+    """Where the validation looks of the training set at ``key`` live, one object per write."""
+    return f"{key.removesuffix('.parquet')}_validation_looks/"
 
 
 def unlabelled_rows_prefix(key: str) -> str:
@@ -363,33 +374,43 @@ def save_training_set(
     this set) belongs to the data, not the model: computed here, from the frames the window was built
     from, a retrain after a change to the model code does not re-read and re-summarize the window.
 
-    ``look_rows`` (``train_look_rows``; its holdout looks too) and ``unlabelled_rows``
+    ``look_rows`` (``train_look_rows``; its holdout and validation looks too) and ``unlabelled_rows``
     (``features/unlabelled_rows.py``) are written first, each to a key of its own that the manifest names
-    (``look_rows``, ``holdout_looks``, ``unlabelled_rows``): a reader always finds the rows its manifest
-    names, and a writer killed between the writes leaves only unreferenced objects. Superseded objects of
-    each kind older than ``LOOK_ROWS_GRACE_S`` are deleted after the table is written, and so are the
-    previous version's per-day objects."""
+    (``look_rows``, ``holdout_looks``, ``validation_looks``, ``unlabelled_rows``): a reader always finds
+    the rows its manifest names, and a writer killed between the writes leaves only unreferenced objects.
+    Superseded objects of each kind older than ``LOOK_ROWS_GRACE_S`` are deleted after the table is
+    written, and so are the previous version's per-day objects."""
     manifest = dict(manifest)
     manifest["look_rows"] = None
     if look_rows is not None:
         look_key = _write_side_rows(store, look_rows_prefix(key), look_rows.rows)
         manifest["look_rows"] = {"key": look_key, "rows": len(look_rows.rows), "unit": look_rows.unit}
-    manifest["holdout_looks"] = None
-    if look_rows is not None and look_rows.holdout is not None:
-        holdout_key = _write_side_rows(store, holdout_looks_prefix(key), look_rows.holdout)
-        manifest["holdout_looks"] = {"key": holdout_key, "rows": len(look_rows.holdout)}
+    scored_looks = {
+        "holdout_looks": (holdout_looks_prefix(key), look_rows.holdout if look_rows else None),
+        "validation_looks": (validation_looks_prefix(key), look_rows.validation if look_rows else None),
+    }
+    for name, (prefix, looks) in scored_looks.items():
+        manifest[name] = None
+        if looks is not None:
+            manifest[name] = {"key": _write_side_rows(store, prefix, looks), "rows": len(looks)}
     manifest["unlabelled_rows"] = None
     if unlabelled_rows is not None:
         unlabelled_key = _write_side_rows(store, unlabelled_rows_prefix(key), unlabelled_rows)
         manifest["unlabelled_rows"] = {"key": unlabelled_key, "rows": len(unlabelled_rows)}
     metadata = {MANIFEST_METADATA_KEY: json.dumps(manifest), REFERENCE_METADATA_KEY: reference.to_json()}
     size = write_parquet(store, key, table, metadata=metadata)
-    entries = (manifest["look_rows"], manifest["holdout_looks"], manifest["unlabelled_rows"])
+    entries = (
+        manifest["look_rows"],
+        manifest["holdout_looks"],
+        manifest["validation_looks"],
+        manifest["unlabelled_rows"],
+    )
     current = {entry["key"] for entry in entries if entry}
     now = time.time() if now is None else now
     prefixes = (
         look_rows_prefix(key),
         holdout_looks_prefix(key),
+        validation_looks_prefix(key),
         unlabelled_rows_prefix(key),
         _per_day_prefix(key),
     )
@@ -448,6 +469,14 @@ def load_holdout_looks(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFra
     its combined rows."""
     entry = manifest.get("holdout_looks")
     return _read_side_rows(store, entry, "holdout looks") if entry else None
+
+
+def load_validation_looks(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFrame | None:
+    """The validation asteroids' looks the manifest names (``LookRows.validation``), or None when it
+    names none (a window without look rows, or a training set written before them): candidate_model then
+    fits no looks' calibration exponent (0: the plain mean of the looks)."""
+    entry = manifest.get("validation_looks")
+    return _read_side_rows(store, entry, "validation looks") if entry else None
 
 
 def load_unlabelled_rows(store: BlobStore, manifest: dict[str, Any]) -> pd.DataFrame | None:

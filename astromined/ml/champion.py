@@ -18,6 +18,7 @@ from astromined.ml.registry import (
     ModelIntegrityError,
     ModelRegistry,
     UnknownModelVersionError,
+    looks_exponent,
 )
 
 
@@ -32,8 +33,8 @@ def evaluate_champion(
     looks: AsteroidLooks | None = None,
 ) -> dict[str, Any] | None:
     """{"version", "metrics"} of the current champion on ``holdout``, scored as the candidate is: from
-    the holdout asteroids' ``looks`` where given (``ml/looks.py``), else from the combined rows; None
-    when there is no champion.
+    the holdout asteroids' ``looks`` where given (``ml/looks.py``, with the looks' calibration exponent
+    the champion was registered with), else from the combined rows; None when there is no champion.
 
     {"version", "error"} when it cannot be used: its files fail the integrity check or its version is gone
     (``version`` names it), or the champion pointer itself is unreadable (``version`` None). ``on_error``
@@ -46,11 +47,11 @@ def evaluate_champion(
     if record is None:
         return None
     try:
-        model, _ = registry.load(record["version"])
+        model, manifest = registry.load(record["version"])
     except (ModelIntegrityError, UnknownModelVersionError) as exc:
         on_error(f"champion {record['version']} failed its integrity check: {exc}")
         return {"version": record["version"], "error": str(exc)}
-    probabilities, metal = predict_split(model, holdout.x, looks)
+    probabilities, metal = predict_split(model, holdout.x, looks, looks_exponent(manifest))
     return {
         "version": record["version"],
         "metrics": model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal),

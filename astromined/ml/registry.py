@@ -4,7 +4,8 @@ Layout (same on a local directory and on S3)::
 
     models/versions/<version>/model.pt        torch state_dict (weights and input normalization)
     models/versions/<version>/<attachment>    e.g. reference_stats.json, hashed in the manifest
-    models/versions/<version>/manifest.json   architecture, metrics, data partitions, code version, sha256
+    models/versions/<version>/manifest.json   architecture, metrics, scoring, data partitions, code version,
+                                               sha256
     models/champion.json                       {"version": ..., "promoted_at": ..., "reason": ...}
     models/promotions/<timestamp>_<version>.json   one object per promotion or rollback (the history)
 
@@ -67,6 +68,19 @@ class UnknownModelVersionError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+def looks_exponent(manifest: dict[str, Any]) -> float:
+    """The looks' calibration exponent a version's manifest records (``scoring.looks_exponent``, fitted by
+    candidate_model: ``ml/looks.py``); 0, the plain mean of an asteroid's looks, for a version registered
+    before it existed or trained without validation looks. A ValueError says what is wrong with it."""
+    scoring = manifest.get("scoring") or {}
+    if not isinstance(scoring, dict):
+        raise ValueError(f"'scoring' is a JSON {type(scoring).__name__}, not an object")
+    value = scoring.get("looks_exponent", 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < float("inf"):
+        raise ValueError(f"'scoring.looks_exponent' must be a finite number, 0 or more, not {value!r}")
+    return float(value)
+
+
 def _version_key(version: str, name: str) -> str:
     return f"{PREFIX}/versions/{version}/{name}"
 
@@ -105,6 +119,7 @@ class ModelRegistry:
         metrics: dict[str, float],
         lineage: dict[str, Any],
         attachments: dict[str, bytes] | None = None,
+        scoring: dict[str, float] | None = None,
     ) -> str:
         """Store a model version; returns its version id.
 
@@ -115,6 +130,8 @@ class ModelRegistry:
         appended to ``self.repairs``.
 
         ``attachments`` (e.g. ``reference_stats.json``) are stored beside the weights, hashed in the manifest.
+        ``scoring`` holds how the version's predictions are combined when it is scored (``looks_exponent``,
+        ``ml/looks.py``); a version without it is scored with the defaults (``looks_exponent``).
         """
         weights = serialize_state(model)
         digest = _sha256(weights)
@@ -133,6 +150,7 @@ class ModelRegistry:
                 "metrics": metrics,
                 "lineage": lineage,
                 "attachments": hashes,
+                "scoring": dict(scoring or {}),
                 "registered_at": dt.datetime.now(dt.UTC).isoformat(),
             }
             self.store.put_bytes(_version_key(version, "model.pt"), weights)
@@ -285,6 +303,13 @@ class ModelRegistry:
             raise ModelIntegrityError(
                 f"model {version}: weights at {weights_at} do not fit the manifest's architecture ({exc})",
                 location=weights_at,
+            ) from exc
+        try:
+            looks_exponent(manifest)
+        except ValueError as exc:
+            raise ModelIntegrityError(
+                f"model {version}: manifest {manifest_at} has an unusable scoring section ({exc})",
+                location=manifest_at,
             ) from exc
         model.eval()
         return model, manifest

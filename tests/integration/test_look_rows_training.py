@@ -2,7 +2,8 @@
 look rows (by default one per observation on windows of 1-3 days, one per asteroid and day on longer ones)
 within its row budget, candidate_model trains on exactly them (and validates on the combined rows), and
 either side can turn them off. The holdout asteroids' looks, stored beside them, are what model_evaluation
-scores the networks on (ml/looks.py)."""
+scores the networks on (ml/looks.py); the validation asteroids' looks, likewise, are what candidate_model
+fits the looks' calibration exponent on."""
 
 import datetime as dt
 import json
@@ -30,9 +31,11 @@ from astromined.features.training_set import (
     load_holdout_looks,
     load_look_rows,
     load_training_manifest,
+    load_validation_looks,
     split_of,
 )
-from astromined.ml.evaluate import baseline_metrics, classification_metrics
+from astromined.ml.evaluate import baseline_metrics, classification_metrics, expected_calibration_error
+from astromined.ml.looks import fit_looks_exponent, sharpen_by_looks
 from astromined.ml.registry import ModelRegistry
 from astromined.ml.train import predict
 from astromined.storage import read_arrow_columns, read_parquet
@@ -112,8 +115,11 @@ def test_candidate_trains_on_every_observation_of_each_train_asteroid(
     n_holdout = sum(len(r) for r in holdout_rows)
     assert n_holdout > int((table["split"] == "holdout").sum()), "holdout asteroids looked at more than once"
     assert training["look_rows"] == n_expected
+    validation_rows, _ = _expected_observation_rows(lake_with_four_days, days, "validation")
+    n_validation = sum(len(r) for r in validation_rows)
     assert training["look_rows_note"] == (
-        f"{n_expected} train rows, one per observation, over {window} day(s); {n_holdout} holdout looks"
+        f"{n_expected} train rows, one per observation, over {window} day(s); {n_holdout} holdout looks; "
+        f"{n_validation} validation looks"
     )
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (n_expected, "per look")
     # The holdout asteroids' looks are stored too, the same way, for model_evaluation.
@@ -122,6 +128,12 @@ def test_candidate_trains_on_every_observation_of_each_train_asteroid(
         model_inputs(holdout_looks), np.concatenate([model_inputs(r) for r in holdout_rows])
     )
     assert set(holdout_looks["split"]) == {"holdout"}
+    # And the validation asteroids' looks, for candidate_model's looks' calibration exponent.
+    validation_looks = load_validation_looks(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    np.testing.assert_array_equal(
+        model_inputs(validation_looks), np.concatenate([model_inputs(r) for r in validation_rows])
+    )
+    assert set(validation_looks["split"]) == {"validation"}
 
     [call] = captured_training
     # Exactly those rows' inputs, oldest day first; validation stays on the combined rows.
@@ -157,6 +169,11 @@ def test_the_candidate_trains_on_every_days_row(lake_with_four_days, captured_tr
     np.testing.assert_array_equal(
         model_inputs(holdout_looks), np.concatenate([model_inputs(r) for r in holdout_rows])
     )
+    validation_rows, _ = _expected_day_rows(store, DAYS[-window:], "validation")
+    validation_looks = load_validation_looks(store, load_training_manifest(store, lake_layout.TRAINING_SET))
+    np.testing.assert_array_equal(
+        model_inputs(validation_looks), np.concatenate([model_inputs(r) for r in validation_rows])
+    )
 
 
 def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_four_days, captured_training):
@@ -170,6 +187,7 @@ def test_over_the_budget_the_candidate_trains_on_the_combined_rows(lake_with_fou
     manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
     assert load_look_rows(store, manifest) is None
     assert load_holdout_looks(store, manifest) is None
+    assert load_validation_looks(store, manifest) is None
     assert (candidate["train_rows"], candidate["train_rows_kind"]) == (len(combined_train), "per asteroid")
     np.testing.assert_array_equal(captured_training[0]["x"], model_inputs(combined_train))
 
@@ -218,13 +236,35 @@ def _evaluate(resources, window_days, budget=None):
     return metadata, json.loads(store.get_bytes(lake_layout.evaluation(metadata["candidate"])))
 
 
+def _mean_over_looks(resources, model, days, split):
+    """The ``split`` asteroids' (in the training set's order) mean class probabilities over their looks,
+    recomputed from the raw partitions (windows of 1-3 days) or the feature partitions (4+), with each
+    asteroid's number of looks and its class."""
+    store = resources["lake"].store()
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    rows = table.loc[table["split"] == split].reset_index(drop=True)
+    expected = (
+        _expected_observation_rows(resources, days, split)[0]
+        if len(days) <= 3
+        else _expected_day_rows(store, days, split)[0]
+    )
+    looks = pd.concat(expected, ignore_index=True)
+    probabilities = predict(model, model_inputs(looks))[0]
+    row = rows.reset_index().set_index("asteroid_id").loc[looks["asteroid_id"], "index"].to_numpy()
+    mean = np.zeros((len(rows), probabilities.shape[1]))
+    np.add.at(mean, row, probabilities)
+    counts = np.bincount(row, minlength=len(rows))
+    return mean / counts[:, None], counts, rows["complex"].map(COMPLEX_INDEX).to_numpy()
+
+
 # Per observation on a 2-day window, per day on a 4-day one (look_unit "auto").
 @pytest.mark.parametrize("window", [2, 4])
 def test_the_networks_are_scored_on_the_holdout_asteroids_looks_the_baseline_on_its_combined_rows(
     lake_with_four_days, window
 ):
     """Each holdout asteroid's class probabilities are the mean of its looks' (ml/looks.py), recomputed
-    here from the raw or feature partitions; the baseline keeps the combined rows."""
+    here from the raw or feature partitions, sharpened by the looks' calibration exponent fitted on the
+    validation asteroids' looks; the baseline keeps the combined rows."""
     resources = lake_with_four_days
     store = resources["lake"].store()
     metadata, evaluation = _evaluate(resources, window_days=window)
@@ -232,30 +272,34 @@ def test_the_networks_are_scored_on_the_holdout_asteroids_looks_the_baseline_on_
     table = read_parquet(store, lake_layout.TRAINING_SET)
     holdout = table.loc[table["split"] == "holdout"].reset_index(drop=True)
     days = DAYS[-window:]
-    expected = (
-        _expected_observation_rows(resources, days, "holdout")[0]
-        if window <= 3
-        else _expected_day_rows(store, days, "holdout")[0]
-    )
-    looks = pd.concat(expected, ignore_index=True)
-    assert len(looks) > len(holdout)
-    model, _ = ModelRegistry(store).load(metadata["candidate"])
-    probabilities = predict(model, model_inputs(looks))[0]
-    row = holdout.reset_index().set_index("asteroid_id").loc[looks["asteroid_id"], "index"].to_numpy()
-    mean = np.zeros((len(holdout), probabilities.shape[1]))
-    np.add.at(mean, row, probabilities)
-    mean /= np.bincount(row, minlength=len(holdout))[:, None]
-    labels = holdout["complex"].map(COMPLEX_INDEX).to_numpy()
+    model, manifest = ModelRegistry(store).load(metadata["candidate"])
+    mean, looks_per_asteroid, labels = _mean_over_looks(resources, model, days, "holdout")
+    assert looks_per_asteroid.sum() > len(holdout)
     by_looks = classification_metrics(labels, mean.argmax(axis=1))
     combined_predicted = predict(model, model_inputs(holdout))[0].argmax(axis=1)
     assert (mean.argmax(axis=1) != combined_predicted).any(), "the looks change some asteroid's class"
+    # No self-training on 2- and 4-day windows: the registered network is the early-stopped one that
+    # candidate_model fits the exponent with, on the validation asteroids' looks.
+    validation_mean, validation_looks_per_asteroid, validation_labels = _mean_over_looks(
+        resources, model, days, "validation"
+    )
+    assert (validation_looks_per_asteroid > 1).any()
+    exponent = fit_looks_exponent(validation_mean, validation_looks_per_asteroid, validation_labels)
+    assert manifest["scoring"]["looks_exponent"] == pytest.approx(exponent, abs=1e-6)
+    assert metadata["looks_exponent"] == evaluation["looks_exponent"] == manifest["scoring"]["looks_exponent"]
+    sharpened = sharpen_by_looks(mean, looks_per_asteroid, manifest["scoring"]["looks_exponent"])
 
     assert metadata["macro_f1"] == pytest.approx(by_looks["macro_f1"])
     assert metadata["accuracy"] == pytest.approx(by_looks["accuracy"])
+    assert metadata["ece"] == pytest.approx(expected_calibration_error(sharpened, labels), abs=1e-6)
     assert metadata["holdout_scored_on"] == (
-        f"{len(looks)} looks, each asteroid's probabilities averaged over its looks"
+        f"{looks_per_asteroid.sum()} looks, each asteroid's probabilities averaged over its looks "
+        f"(looks' calibration exponent {metadata['looks_exponent']:.2f})"
     )
-    assert (evaluation["holdout_rows"], evaluation["holdout_looks"]) == (len(holdout), len(looks))
+    assert (evaluation["holdout_rows"], evaluation["holdout_looks"]) == (
+        len(holdout),
+        looks_per_asteroid.sum(),
+    )
     train = table.loc[table["split"] == "train"]
     baseline = baseline_metrics(
         model_inputs(train), train["complex"].map(COMPLEX_INDEX).to_numpy(), model_inputs(holdout), labels
@@ -276,3 +320,5 @@ def test_without_holdout_looks_the_networks_are_scored_on_the_combined_rows(lake
     assert metadata["macro_f1"] == pytest.approx(expected["macro_f1"])
     assert metadata["holdout_scored_on"] == "one combined row per asteroid"
     assert evaluation["holdout_looks"] is None
+    _, manifest = ModelRegistry(store).load(metadata["candidate"])
+    assert manifest["scoring"] == {"looks_exponent": 0.0}  # no validation looks to fit it on

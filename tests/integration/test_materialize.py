@@ -102,8 +102,8 @@ def test_whole_graph_materializes_and_rerun_is_idempotent(default_scale_resource
         looks = json.loads(store.get_bytes(lake_layout.evaluation(candidate)))["holdout_looks"]
         assert looks >= evaluation["holdout_rows"]
         assert (
-            f"networks scored on {looks} looks, each asteroid's probabilities averaged over its looks"
-            in summary
+            f"networks scored on {looks} looks, each asteroid's probabilities averaged over its looks "
+            f"(looks' calibration exponent {evaluation['looks_exponent']:.2f})" in summary
         )
         # The model must have learned something: far better than guessing among 7 classes.
         assert evaluation["accuracy"] > 0.5

@@ -1,5 +1,6 @@
 """Look rows: one train row per look at a train asteroid (per observation, or per day), stored beside the
-training set for candidate_model."""
+training set for candidate_model; the holdout's and validation's looks likewise, for model_evaluation and
+the looks' calibration exponent."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from astromined.features.training_set import (
     load_holdout_looks,
     load_look_rows,
     load_training_manifest,
+    load_validation_looks,
     look_rows_plan,
     look_rows_prefix,
     observation_looks,
@@ -33,6 +35,7 @@ from astromined.features.training_set import (
     save_training_set,
     split_of,
     train_look_rows,
+    validation_looks_prefix,
 )
 from astromined.storage import LocalBlobStore, read_parquet, write_parquet
 
@@ -75,8 +78,19 @@ def test_day_rows_are_every_days_own_row_of_every_train_asteroid(daily_ids, labe
     ]
     assert list(zip(looks.holdout["day"], looks.holdout["asteroid_id"], strict=True)) == seen
     assert (looks.holdout["split"] == "holdout").all()
+    # And the validation asteroids' (candidate_model fits the looks' calibration exponent on them).
+    validation = set(table.loc[table["split"] == "validation", "asteroid_id"])
+    checked = [
+        (day, asteroid)
+        for day, frame in zip(days, daily, strict=True)
+        for asteroid in frame["asteroid_id"]
+        if asteroid in validation
+    ]
+    assert list(zip(looks.validation["day"], looks.validation["asteroid_id"], strict=True)) == checked
+    assert (looks.validation["split"] == "validation").all()
     assert why == (
-        f"{len(expected)} train rows, one per day, over {len(days)} day(s); {len(seen)} holdout looks"
+        f"{len(expected)} train rows, one per day, over {len(days)} day(s); {len(seen)} holdout looks; "
+        f"{len(checked)} validation looks"
     )
     assert set(rows.columns) == set(table.columns) | {"day"}
     assert (rows["split"] == "train").all()
@@ -155,9 +169,12 @@ def test_observation_rows_are_every_look_of_every_train_asteroid_by_day_then_id(
     per_day=st.lists(st.lists(st.integers(min_value=1, max_value=40), max_size=30), min_size=1, max_size=3),
     labelled=st.sets(st.integers(1, 40)),
 )
-def test_the_holdout_asteroids_looks_are_kept_beside_the_train_rows_the_same_way(per_day, labelled):
-    """model_evaluation scores the networks on them (ml/looks.py): every look of every holdout asteroid,
-    oldest day first, by id within a day; an asteroid without a look has its combined row instead."""
+def test_the_holdout_and_validation_asteroids_looks_are_kept_beside_the_train_rows_the_same_way(
+    per_day, labelled
+):
+    """model_evaluation scores the networks on the holdout's (ml/looks.py), candidate_model fits the looks'
+    calibration exponent on the validation's: every look of every such asteroid, oldest day first, by id
+    within a day; an asteroid without a look has its combined row instead."""
     days = DAYS[: len(per_day)]
     arrivals = [[(a, k) for k, a in enumerate(ids)] for ids in per_day]
     looks = [look_frame(day_looks) for day_looks in arrivals]
@@ -166,21 +183,21 @@ def test_the_holdout_asteroids_looks_are_kept_beside_the_train_rows_the_same_way
 
     rows, note = train_look_rows(looks, days, table, "observation")
 
-    holdout = set(table.loc[table["split"] == "holdout", "asteroid_id"])
-    seen = [
-        (day, a, k)
-        for day, day_looks in zip(days, arrivals, strict=True)
-        for a, k in sorted(day_looks, key=lambda look: look[0])
-        if a in holdout
-    ]
-    lookless = sorted(holdout - {a for _, a, _ in seen})
-    frame = rows.holdout
-    assert list(zip(frame["day"], frame["asteroid_id"], strict=True)) == [(d, a) for d, a, _ in seen] + [
-        (COMBINED_DAY, a) for a in lookless
-    ]
-    assert (frame["split"] == "holdout").all()
-    assert set(frame["asteroid_id"]) == holdout, "every holdout asteroid has at least one row"
-    assert note.endswith(f"; {len(frame)} holdout looks")
+    for split, frame in (("holdout", rows.holdout), ("validation", rows.validation)):
+        asteroids = set(table.loc[table["split"] == split, "asteroid_id"])
+        seen = [
+            (day, a, k)
+            for day, day_looks in zip(days, arrivals, strict=True)
+            for a, k in sorted(day_looks, key=lambda look: look[0])
+            if a in asteroids
+        ]
+        lookless = sorted(asteroids - {a for _, a, _ in seen})
+        assert list(zip(frame["day"], frame["asteroid_id"], strict=True)) == [(d, a) for d, a, _ in seen] + [
+            (COMBINED_DAY, a) for a in lookless
+        ]
+        assert (frame["split"] == split).all()
+        assert set(frame["asteroid_id"]) == asteroids, f"every {split} asteroid has at least one row"
+        assert f"; {len(frame)} {split} looks" in note
     # The train rows are what they were.
     assert set(rows.rows["asteroid_id"]) <= train_ids(table)
 
@@ -201,7 +218,7 @@ def test_a_look_without_finite_inputs_is_left_out_and_a_lookless_asteroid_trains
     ]
     assert note == (
         "3 train rows, one per observation, over 1 day(s); 2 look(s) without finite model inputs left out, "
-        "1 asteroid(s) with no other look train on their combined row; 0 holdout looks"
+        "1 asteroid(s) with no other look train on their combined row; 0 holdout looks; 0 validation looks"
     )
 
 
@@ -323,47 +340,69 @@ def _stored(store, look_rows, reference_rows=1, now=None):
     return load_training_manifest(store, KEY)
 
 
-def _rows(n: int, unit: str = "observation", holdout: int | None = None) -> LookRows:
+def _rows(n: int, unit: str = "observation", holdout: int | None = None, validation: int | None = None):
+    """LookRows of ``n`` train rows, with ``holdout`` and ``validation`` looks (None: none stored)."""
     frame = pd.DataFrame({"asteroid_id": np.arange(1, n + 1), "split": ["train"] * n, "day": DAYS[0]})
-    looks = None
-    if holdout is not None:
-        looks = pd.DataFrame({"asteroid_id": np.full(holdout, 2), "split": "holdout", "day": DAYS[0]})
-    return LookRows(frame, unit, looks)
+
+    def looks(count: int | None, split: str) -> pd.DataFrame | None:
+        if count is None:
+            return None
+        return pd.DataFrame({"asteroid_id": np.full(count, 2), "split": split, "day": DAYS[0]})
+
+    return LookRows(frame, unit, looks(holdout, "holdout"), looks(validation, "validation"))
 
 
-def test_the_manifest_names_the_holdout_looks_and_they_load_back(tmp_path):
+# Each split's looks: (its manifest entry, where its objects live, its loader).
+SCORED_LOOKS = {
+    "holdout": ("holdout_looks", holdout_looks_prefix(KEY), load_holdout_looks),
+    "validation": ("validation_looks", validation_looks_prefix(KEY), load_validation_looks),
+}
+
+
+@pytest.mark.parametrize("split", list(SCORED_LOOKS))
+def test_the_manifest_names_each_splits_looks_and_they_load_back(tmp_path, split):
+    entry, prefix, load = SCORED_LOOKS[split]
     store = LocalBlobStore(tmp_path)
-    manifest = _stored(store, _rows(5, holdout=3))
-    assert manifest["holdout_looks"]["rows"] == 3
-    assert manifest["holdout_looks"]["key"].startswith(holdout_looks_prefix(KEY))
-    pd.testing.assert_frame_equal(load_holdout_looks(store, manifest), _rows(5, holdout=3).holdout)
-    # None without them: no look rows, look rows without holdout looks, or a set written before them.
-    assert load_holdout_looks(store, _stored(store, None)) is None
-    assert load_holdout_looks(store, _stored(store, _rows(5, "day"))) is None
-    assert load_holdout_looks(store, {"partitions": DAYS, "look_rows": None}) is None
+    looks = _rows(5, holdout=3, validation=4)
+    manifest = _stored(store, looks)
+    assert manifest[entry]["rows"] == {"holdout": 3, "validation": 4}[split]
+    assert manifest[entry]["key"].startswith(prefix)
+    pd.testing.assert_frame_equal(load(store, manifest), getattr(looks, split))
+    # None without them: no look rows, look rows without that split's looks, or a set written before them.
+    assert load(store, _stored(store, None)) is None
+    assert load(store, _stored(store, _rows(5, "day"))) is None
+    assert load(store, {"partitions": DAYS, "look_rows": None}) is None
 
 
-def test_superseded_holdout_look_objects_go_once_past_the_grace_period(tmp_path):
+@pytest.mark.parametrize("split", list(SCORED_LOOKS))
+def test_superseded_look_objects_of_each_split_go_once_past_the_grace_period(tmp_path, split):
+    entry, prefix, _ = SCORED_LOOKS[split]
     store = LocalBlobStore(tmp_path)
-    first = _stored(store, _rows(3, holdout=2))["holdout_looks"]["key"]
+    first = _stored(store, _rows(3, holdout=2, validation=2))[entry]["key"]
     written = store.modified_at(first)
-    second = _stored(store, _rows(3, holdout=4), now=written + LOOK_ROWS_GRACE_S - 1)["holdout_looks"]["key"]
-    assert sorted(store.list_keys(holdout_looks_prefix(KEY))) == sorted([first, second])
-    third = _stored(store, _rows(3, holdout=1), now=written + LOOK_ROWS_GRACE_S + 5)["holdout_looks"]["key"]
-    assert store.list_keys(holdout_looks_prefix(KEY)) == [third]
+    second = _stored(store, _rows(3, holdout=4, validation=4), now=written + LOOK_ROWS_GRACE_S - 1)[entry][
+        "key"
+    ]
+    assert sorted(store.list_keys(prefix)) == sorted([first, second])
+    third = _stored(store, _rows(3, holdout=1, validation=1), now=written + LOOK_ROWS_GRACE_S + 5)[entry][
+        "key"
+    ]
+    assert store.list_keys(prefix) == [third]
     _stored(store, _rows(3, "day"), now=store.modified_at(third) + LOOK_ROWS_GRACE_S + 1)
-    assert store.list_keys(holdout_looks_prefix(KEY)) == []
+    assert store.list_keys(prefix) == []
 
 
-def test_missing_holdout_looks_fail_naming_the_object_and_the_remedy(tmp_path):
+@pytest.mark.parametrize("split", list(SCORED_LOOKS))
+def test_missing_looks_of_a_split_fail_naming_the_object_and_the_remedy(tmp_path, split):
+    entry, _, load = SCORED_LOOKS[split]
     store = LocalBlobStore(tmp_path)
-    manifest = _stored(store, _rows(5, holdout=3))
-    key = manifest["holdout_looks"]["key"]
+    manifest = _stored(store, _rows(5, holdout=3, validation=2))
+    key = manifest[entry]["key"]
     store.delete(key)
     with pytest.raises(
-        ValueError, match=rf"holdout looks at .*{key.split('/')[-1]}, which are gone .*re-materialize"
+        ValueError, match=rf"{split} looks at .*{key.split('/')[-1]}, which are gone .*re-materialize"
     ):
-        load_holdout_looks(store, manifest)
+        load(store, manifest)
 
 
 def test_the_manifest_names_the_look_rows_and_they_load_back(tmp_path):
@@ -433,18 +472,20 @@ def test_missing_or_mismatched_look_rows_fail_naming_the_object_and_the_remedy(t
 
 @pytest.mark.fault(
     "kill",
-    "writer killed at every write of a training set with look rows and holdout looks: the set finds its own",
+    "writer killed at every write of a training set with look rows, holdout and validation looks: the set "
+    "finds its own",
 )
-@pytest.mark.parametrize("allowed", [0, 1, 2, 3])
+@pytest.mark.parametrize("allowed", [0, 1, 2, 3, 4])
 def test_a_killed_write_never_leaves_a_set_naming_rows_it_does_not_have(tmp_path, allowed):
     store = LocalBlobStore(tmp_path)
-    _stored(store, _rows(3, holdout=1), reference_rows=3)
+    _stored(store, _rows(3, holdout=1, validation=2), reference_rows=3)
     with contextlib.suppress(KeyboardInterrupt):
-        _stored(KilledAfterPuts(store, allowed), _rows(8, holdout=5), reference_rows=8)
+        _stored(KilledAfterPuts(store, allowed), _rows(8, holdout=5, validation=6), reference_rows=8)
     manifest = load_training_manifest(store, KEY)
-    rows, holdout = load_look_rows(store, manifest), load_holdout_looks(store, manifest)
-    # Whichever set is there (the old one, or the new one if all three writes happened), its train rows
-    # and holdout looks are its own.
-    new = allowed >= 3
-    assert (len(rows.rows), len(holdout)) == ((8, 5) if new else (3, 1))
+    rows = load_look_rows(store, manifest)
+    holdout, validation = load_holdout_looks(store, manifest), load_validation_looks(store, manifest)
+    # Whichever set is there (the old one, or the new one if all four writes happened), its train rows,
+    # holdout and validation looks are its own.
+    new = allowed >= 4
+    assert (len(rows.rows), len(holdout), len(validation)) == ((8, 5, 6) if new else (3, 1, 2))
     assert len(read_parquet(store, KEY)) == 2

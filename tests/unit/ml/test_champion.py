@@ -12,6 +12,7 @@ import torch
 from astromined.ml.champion import evaluate_champion
 from astromined.ml.dataset import SplitArrays
 from astromined.ml.evaluate import model_metrics
+from astromined.ml.looks import asteroid_looks, predict_from_looks
 from astromined.ml.model import ArchitectureConfig, CompositionNet
 from astromined.ml.promotion import CHAMPION_METRICS, champion_holdout_metrics, champion_metric_values
 from astromined.ml.registry import CHAMPION_KEY, ModelRegistry
@@ -66,6 +67,24 @@ def test_the_champion_is_scored_on_the_holdout(registry, holdout):
     probabilities, metal = predict(make_model(1), holdout.x)
     expected = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
     assert evaluate_champion(registry, holdout) == {"version": version, "metrics": expected}
+
+
+def test_the_champion_is_scored_from_the_looks_with_its_own_looks_exponent(registry, holdout):
+    """As the candidate is: the mean over each asteroid's looks, sharpened by the exponent the champion was
+    registered with (not the candidate's)."""
+    model = make_model(4)
+    version = registry.register(model, {"macro_f1": 0.5}, {"partitions": []}, scoring={"looks_exponent": 1.3})
+    registry.promote(version, reason="test")
+    ids = np.arange(len(holdout.x))
+    rng = np.random.default_rng(5)
+    look_ids = np.concatenate([ids, ids[::3], ids[::5]])
+    looks = asteroid_looks(ids, look_ids, rng.normal(size=(len(look_ids), 3)).astype(np.float32))
+
+    probabilities, metal = predict_from_looks(lambda x: predict(model, x), looks, 1.3)
+    expected = model_metrics(probabilities, metal, holdout.y_class, holdout.y_metal)
+    assert evaluate_champion(registry, holdout, looks=looks) == {"version": version, "metrics": expected}
+    plain, _ = predict_from_looks(lambda x: predict(model, x), looks)
+    assert model_metrics(plain, metal, holdout.y_class, holdout.y_metal)["ece"] != expected["ece"]
 
 
 def test_a_champion_whose_weights_fail_the_integrity_check_is_an_error_naming_it(registry, store, holdout):

@@ -1,4 +1,5 @@
-"""An asteroid's prediction from its looks (astromined/ml/looks.py): the mean of the looks' probabilities."""
+"""An asteroid's prediction from its looks (astromined/ml/looks.py): the mean of the looks' probabilities,
+sharpened by the looks' calibration exponent."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from astromined.features.engineering import FEATURE_TABLE_COLUMNS
+from astromined.ml.evaluate import expected_calibration_error
 from astromined.ml.looks import (
+    LOOKS_EXPONENT_RANGE,
     AsteroidLooks,
     asteroid_looks,
+    fit_looks_exponent,
+    looks_cross_entropy,
     mean_over_looks,
+    model_looks_exponent,
     predict_from_looks,
     predict_split,
+    sharpen_by_looks,
     split_looks,
 )
 from astromined.ml.model import ArchitectureConfig, CompositionNet
@@ -130,3 +137,104 @@ def test_a_splits_looks_are_ordered_by_its_rows_in_the_training_set_table():
     frame.loc[1, "asteroid_id"] = 9  # a train asteroid's look
     with pytest.raises(ValueError, match=r"not in the split, e.g. asteroid_id \[9\]"):
         split_looks(table, frame)
+
+
+def _simplex_rows(rng: np.random.Generator, rows: int, classes: int = 7, concentration: float = 1.0):
+    return rng.dirichlet(np.full(classes, concentration), size=rows)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    looks_per_row=st.lists(st.integers(min_value=1, max_value=8), min_size=1, max_size=20),
+    exponent=st.floats(min_value=0.0, max_value=2.0),
+    seed=st.integers(0, 99),
+)
+def test_sharpening_keeps_one_look_and_the_ranking_and_sums_to_one(looks_per_row, exponent, seed):
+    rng = np.random.default_rng(seed)
+    probabilities = _simplex_rows(rng, len(looks_per_row))
+    counts = np.asarray(looks_per_row)
+    sharpened = sharpen_by_looks(probabilities, counts, exponent)
+    np.testing.assert_allclose(sharpened.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(sharpened.argmax(axis=1), probabilities.argmax(axis=1))
+    np.testing.assert_allclose(sharpened[counts == 1], probabilities[counts == 1], rtol=1e-9)
+    # Never less sure than the plain mean, and surer the more looks: p^(n^γ) with n^γ >= 1.
+    assert (sharpened.max(axis=1) >= probabilities.max(axis=1) - 1e-12).all()
+    np.testing.assert_allclose(sharpen_by_looks(probabilities, counts, 0.0), probabilities, rtol=1e-9)
+
+
+def test_sharpening_is_the_mean_raised_to_the_power_of_looks_to_the_exponent():
+    mean = np.array([[0.6, 0.3, 0.1]])
+    expected = mean**4 / (mean**4).sum()  # 4 looks, exponent 1: as if the 4 looks were independent
+    np.testing.assert_allclose(sharpen_by_looks(mean, np.array([4]), 1.0), expected)
+    expected = mean**2 / (mean**2).sum()  # 4^0.5 = 2
+    np.testing.assert_allclose(sharpen_by_looks(mean, np.array([4]), 0.5), expected)
+    # A class a float32 softmax rounded to 0 stays (near) 0 without a NaN.
+    assert np.isfinite(sharpen_by_looks(np.array([[1.0, 0.0, 0.0]]), np.array([3]), 1.0)).all()
+
+
+def test_sharpening_refuses_bad_input():
+    mean = np.array([[0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"0 or more, not -0\.1"):
+        sharpen_by_looks(mean, np.array([2]), -0.1)
+    with pytest.raises(ValueError, match=r"2 look count\(s\) for 1 row"):
+        sharpen_by_looks(mean, np.array([2, 1]), 1.0)
+    with pytest.raises(ValueError, match="a row with 0 looks"):
+        sharpen_by_looks(mean, np.array([0]), 1.0)
+    with pytest.raises(ValueError, match=r"3 label\(s\) for 1 row"):
+        fit_looks_exponent(mean, np.array([2]), np.array([0, 1, 1]))
+
+
+@pytest.mark.parametrize("true_exponent", [0.0, 0.4, 1.0, 1.6])
+def test_the_fit_recovers_the_exponent_the_labels_were_drawn_with(true_exponent):
+    """Labels drawn from the sharpened probabilities: the fitted exponent is the one they were drawn with,
+    and scoring with it makes the probabilities calibrated where the plain mean is under-confident."""
+    rng = np.random.default_rng(3)
+    rows = 6000
+    counts = rng.integers(1, 6, size=rows)
+    mean = _simplex_rows(rng, rows, concentration=0.7)
+    truth = sharpen_by_looks(mean, counts, true_exponent)
+    labels = np.array([rng.choice(truth.shape[1], p=p) for p in truth])
+
+    fitted = fit_looks_exponent(mean, counts, labels)
+
+    assert fitted == pytest.approx(true_exponent, abs=0.12)
+    assert LOOKS_EXPONENT_RANGE[0] <= fitted <= LOOKS_EXPONENT_RANGE[1]
+    assert looks_cross_entropy(mean, counts, labels, fitted) <= looks_cross_entropy(mean, counts, labels, 0.0)
+    if true_exponent >= 1.0:
+        calibrated = expected_calibration_error(sharpen_by_looks(mean, counts, fitted), labels)
+        assert calibrated < expected_calibration_error(mean, labels) / 2
+
+
+def test_with_no_asteroid_looked_at_twice_there_is_nothing_to_fit():
+    rng = np.random.default_rng(0)
+    mean = _simplex_rows(rng, 30)
+    assert fit_looks_exponent(mean, np.ones(30, dtype=int), rng.integers(0, 7, 30)) == 0.0
+    assert fit_looks_exponent(np.zeros((0, 7)), np.zeros(0, dtype=int), np.zeros(0, dtype=int)) == 0.0
+
+
+def test_the_fit_ignores_asteroids_looked_at_once():
+    rng = np.random.default_rng(1)
+    mean = _simplex_rows(rng, 400)
+    counts = np.where(np.arange(400) < 200, 1, 3)
+    labels = mean.argmax(axis=1)  # the mean is always right: sharpen as far as allowed
+    fitted = fit_looks_exponent(mean, counts, labels)
+    labels[:200] = (labels[:200] + 1) % 7  # the single looks wrong instead: no say in the fit
+    assert fit_looks_exponent(mean, counts, labels) == pytest.approx(fitted, abs=1e-6)
+    assert fitted == pytest.approx(LOOKS_EXPONENT_RANGE[1], abs=1e-3)
+
+
+def test_predicting_with_an_exponent_sharpens_the_mean_over_the_looks():
+    model = network(4)
+    rng = np.random.default_rng(4)
+    ids = np.array([10, 11, 12])
+    look_ids = np.array([10, 11, 11, 12, 12, 12])
+    looks = asteroid_looks(ids, look_ids, rng.normal(size=(6, 3)).astype(np.float32))
+    plain, metal = predict_split(model, np.zeros((3, 3), np.float32), looks)
+    sharpened, sharpened_metal = predict_split(model, np.zeros((3, 3), np.float32), looks, 0.8)
+    np.testing.assert_allclose(sharpened, sharpen_by_looks(plain, np.array([1, 2, 3]), 0.8), rtol=1e-5)
+    np.testing.assert_array_equal(sharpened_metal, metal)  # metal richness is a mean, not a probability
+    assert sharpened.dtype == np.float32
+    labels = np.array([0, 3, 5])
+    assert model_looks_exponent(model, looks, labels) == pytest.approx(
+        fit_looks_exponent(plain, np.array([1, 2, 3]), labels), abs=1e-6
+    )

@@ -18,6 +18,7 @@ from astromined.ml.registry import (
     ModelIntegrityError,
     ModelRegistry,
     UnknownModelVersionError,
+    looks_exponent,
     serialize_state,
 )
 from astromined.storage import BlobNotFoundError, LocalBlobStore, read_parquet, write_parquet
@@ -595,3 +596,41 @@ def test_model_rollback_over_a_garbled_pointer_and_an_unreadable_manifest(cli_re
     assert code == 1
     assert "rollback refused" in err and f"models/versions/{v2}/manifest.json is unreadable" in err
     assert registry.champion()["version"] == v1
+
+
+def test_a_version_keeps_how_it_is_scored_and_older_ones_score_with_the_plain_mean(registry, store):
+    version = registry.register(make_model(1), METRICS, LINEAGE, scoring={"looks_exponent": 0.75})
+    _, manifest = registry.load(version)
+    assert manifest["scoring"] == {"looks_exponent": 0.75}
+    assert looks_exponent(manifest) == 0.75
+    # Registered without one, or before the section existed: 0, the plain mean of an asteroid's looks.
+    plain = registry.register(make_model(2), METRICS, LINEAGE)
+    assert looks_exponent(registry.load(plain)[1]) == 0.0
+    manifest = registry.manifest(plain)
+    del manifest["scoring"]
+    store.put_bytes(f"models/versions/{plain}/manifest.json", json.dumps(manifest).encode())
+    assert looks_exponent(registry.load(plain)[1]) == 0.0
+
+
+@pytest.mark.fault("registry-corruption", "unusable scoring section: an integrity error naming the manifest")
+@pytest.mark.parametrize(
+    "scoring", [[1.0], {"looks_exponent": -0.5}, {"looks_exponent": "0.5"}, {"looks_exponent": True}]
+)
+def test_an_unusable_scoring_section_is_an_integrity_error_naming_the_manifest(registry, store, scoring):
+    version = registry.register(make_model(1), METRICS, LINEAGE, scoring={"looks_exponent": 0.5})
+    manifest = registry.manifest(version)
+    manifest["scoring"] = scoring
+    store.put_bytes(f"models/versions/{version}/manifest.json", json.dumps(manifest).encode())
+    with pytest.raises(
+        ModelIntegrityError,
+        match=rf"models/versions/{version}/manifest\.json has an unusable scoring section",
+    ):
+        registry.load(version)
+    with pytest.raises(ValueError, match="scoring"):
+        looks_exponent(manifest)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_looks_exponent_must_be_finite(value):
+    with pytest.raises(ValueError, match="a finite number, 0 or more"):
+        looks_exponent({"scoring": {"looks_exponent": value}})
