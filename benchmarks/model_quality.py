@@ -4,6 +4,7 @@ Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,..
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
                                                      [--pooled] [--combined-rows] [--look-unit auto]
                                                      [--self-training-max-days 1] [--combined-holdout]
+                                                     [--plain-mean]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -26,7 +27,10 @@ TrainingSetConfig.window_days). On it, side by side:
 each scored on the holdout split as model_evaluation scores it (macro-F1, as model_evaluation/champion_model
 judge): where the training set stores the holdout asteroids' looks (beside its look rows: per
 observation on windows of 1-3 days, per day on longer ones), an asteroid's class probabilities are the
-mean of its looks' (``astromined.ml.looks``), else its combined row's;
+mean of its looks' (``astromined.ml.looks``), sharpened by the looks' calibration exponent fitted on
+the validation asteroids' looks as candidate_model fits it, else its combined row's; ``--plain-mean``
+also scores the same networks from the looks without the exponent, as before the sixteenth session (as
+"<network> plain mean": the same classes, only the probabilities, so the ECE, differ);
 ``--combined-holdout`` also scores the same networks on the combined rows, as before the fifteenth
 session (as "<network> on combined rows": no extra training). Reported per day and
 seed: macro-F1, the margin over the baseline, the holdout errors and the bootstrap win share (the share of
@@ -318,6 +322,11 @@ def main() -> int:
         help="also score each network on the holdout's combined rows (see the docstring)",
     )
     parser.add_argument(
+        "--plain-mean",
+        action="store_true",
+        help="also score each network from the looks' plain mean, without the exponent (see the docstring)",
+    )
+    parser.add_argument(
         "--pooled",
         action="store_true",
         help="also train on all --days' labels of the population (the data headroom; see the docstring)",
@@ -341,12 +350,15 @@ def main() -> int:
     self_training = args.window <= args.self_training_max_days
     rows += [f"{name} teacher" for name in networks] if self_training else []
     rows += [f"{name} on combined rows" for name in networks] if args.combined_holdout else []
+    rows += [f"{name} plain mean" for name in networks] if args.plain_mean else []
     margins: dict[str, list[float]] = {name: [] for name in rows}
     # Over the baseline fit on train + validation (the labels a refit candidate trains on).
     margins_labelled: dict[str, list[float]] = {name: [] for name in rows}
     labelled_baseline_margins: list[float] = []
     # Per candidate: ECE, metal-richness MAE, training seconds, bootstrap win share.
     extra: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in rows}
+    # Per candidate: the looks' calibration exponent it was scored with (0: the plain mean, or no looks).
+    fitted_exponents: dict[str, list[float]] = {name: [] for name in rows}
     print(
         "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
         "| margin per seed | errors per seed | bootstrap win share per seed | wins |"
@@ -414,14 +426,25 @@ def main() -> int:
                             for name, train_config in networks.items()
                         }
                     )
-                scored = [(name, results, holdout_looks[day]) for name, results in trained.items()]
+                # (row, networks, the holdout looks they are scored from, whether with the exponent)
+                scored = [(name, results, holdout_looks[day], True) for name, results in trained.items()]
                 if args.combined_holdout:
-                    scored += [(f"{name} on combined rows", trained[name], None) for name in networks]
-                for name, results, looks in scored:
-                    exponents = [
-                        looks_exponent_of(early_stopped.model, validation, validation_looks[day], looks)
-                        for early_stopped in validated.get(name) or [result for result, _ in results]
+                    scored += [(f"{name} on combined rows", trained[name], None, False) for name in networks]
+                if args.plain_mean:
+                    scored += [
+                        (f"{name} plain mean", trained[name], holdout_looks[day], False) for name in networks
                     ]
+                for name, results, looks, sharpened in scored:
+                    early = validated.get(name.removesuffix(" plain mean")) or [
+                        result for result, _ in results
+                    ]
+                    exponents = [
+                        looks_exponent_of(model.model, validation, validation_looks[day], looks)
+                        if sharpened
+                        else 0.0
+                        for model in early
+                    ]
+                    fitted_exponents[name] += exponents
                     scores = [
                         holdout_scores(result.model, holdout, baseline_predicted, looks, exponent)
                         for (result, _), exponent in zip(results, exponents, strict=True)
@@ -471,6 +494,12 @@ def main() -> int:
             f"{sum(v > 0 for v in like_for_like)}/{len(like_for_like)} ({min(like_for_like):+.4f}) | "
             f"{share:.2f} |"
         )
+    for name, exponents in fitted_exponents.items():
+        if any(exponents):
+            print(
+                f"{name}: looks' calibration exponent median {statistics.median(exponents):.3f} "
+                f"(min {min(exponents):.3f}, max {max(exponents):.3f}) over {len(exponents)} candidates"
+            )
     values = labelled_baseline_margins
     print(
         f"| baseline train+validation (vs the gate's baseline) | {min(values):+.4f} | "
