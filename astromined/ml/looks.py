@@ -14,8 +14,8 @@ better evidence than one, yet their mean says 0.8 again (the holdout ECE roughly
 an asteroid with n looks is raised to the power n^γ and renormalised (``sharpen_by_looks``): one look
 stays exactly as the network calibrated it (n^γ = 1), the class the mean ranks first stays first, and
 γ, the looks' calibration exponent, is fitted on the validation asteroids' looks by their cross-entropy
-(``fit_looks_exponent``): 0 where an asteroid's looks add nothing to one another, 1 where they are as
-independent as separate measurements of a separate asteroid would be.
+(``fit_looks_exponent``): 0 where an asteroid's looks add nothing to one another, 1 where each is as
+informative as an independent measurement (the product of n agreeing looks' likelihoods).
 """
 
 from __future__ import annotations
@@ -104,9 +104,12 @@ def mean_over_looks(values: np.ndarray, looks: AsteroidLooks) -> np.ndarray:
     return total / counts
 
 
-# The range the looks' calibration exponent is fitted in: 0 (the plain mean) to 2 (looks worth more than
-# independent measurements; never seen, but a bound keeps a degenerate validation split finite).
-LOOKS_EXPONENT_RANGE = (0.0, 2.0)
+# The range the looks' calibration exponent is fitted in: 0 (the plain mean) to 1 (n looks worth n
+# independent measurements, the most they can be). Without the upper bound a validation split whose
+# multi-look asteroids are all right keeps lowering its cross-entropy as it sharpens (7 of 56 first days
+# reached 2 when the bound was 2), and the holdout's cross-entropy was worse for it on 1-, 2- and 7-day
+# windows (BENCHMARKS.md, model quality, sixteenth session).
+LOOKS_EXPONENT_RANGE = (0.0, 1.0)
 # Probabilities are floored here before their logarithm: a float32 softmax can round a class to 0.
 _FLOOR = 1e-12
 
