@@ -68,29 +68,23 @@ def test_day_rows_are_every_days_own_row_of_every_train_asteroid(daily_ids, labe
     ]
     assert (looks.unit, looks.kind) == ("day", "per asteroid and day")
     assert list(zip(rows["day"], rows["asteroid_id"], strict=True)) == expected
-    # The holdout asteroids' looks likewise: every day's own row of each (model_evaluation scores them).
-    holdout = set(table.loc[table["split"] == "holdout", "asteroid_id"])
-    seen = [
-        (day, asteroid)
-        for day, frame in zip(days, daily, strict=True)
-        for asteroid in frame["asteroid_id"]
-        if asteroid in holdout
-    ]
-    assert list(zip(looks.holdout["day"], looks.holdout["asteroid_id"], strict=True)) == seen
-    assert (looks.holdout["split"] == "holdout").all()
-    # And the validation asteroids' (candidate_model fits the looks' calibration exponent on them).
-    validation = set(table.loc[table["split"] == "validation", "asteroid_id"])
-    checked = [
-        (day, asteroid)
-        for day, frame in zip(days, daily, strict=True)
-        for asteroid in frame["asteroid_id"]
-        if asteroid in validation
-    ]
-    assert list(zip(looks.validation["day"], looks.validation["asteroid_id"], strict=True)) == checked
-    assert (looks.validation["split"] == "validation").all()
+    # The holdout and validation asteroids' looks likewise: every day's own row of each (model_evaluation
+    # scores the holdout's, candidate_model fits the looks' calibration exponent on the validation's).
+    counted = {}
+    for split, frame_of_split in (("holdout", looks.holdout), ("validation", looks.validation)):
+        asteroids = set(table.loc[table["split"] == split, "asteroid_id"])
+        seen = [
+            (day, asteroid)
+            for day, frame in zip(days, daily, strict=True)
+            for asteroid in frame["asteroid_id"]
+            if asteroid in asteroids
+        ]
+        assert list(zip(frame_of_split["day"], frame_of_split["asteroid_id"], strict=True)) == seen
+        assert (frame_of_split["split"] == split).all()
+        counted[split] = len(seen)
     assert why == (
-        f"{len(expected)} train rows, one per day, over {len(days)} day(s); {len(seen)} holdout looks; "
-        f"{len(checked)} validation looks"
+        f"{len(expected)} train rows, one per day, over {len(days)} day(s); {counted['holdout']} holdout "
+        f"looks; {counted['validation']} validation looks"
     )
     assert set(rows.columns) == set(table.columns) | {"day"}
     assert (rows["split"] == "train").all()
