@@ -107,8 +107,8 @@ def mean_over_looks(values: np.ndarray, looks: AsteroidLooks) -> np.ndarray:
 # The range the looks' calibration exponent is fitted in: 0 (the plain mean) to 1 (n looks worth n
 # independent measurements, the most they can be). Without the upper bound a validation split whose
 # multi-look asteroids are all right keeps lowering its cross-entropy as it sharpens (7 of 56 first days
-# reached 2 when the bound was 2), and the holdout's cross-entropy was worse for it on 1-, 2- and 7-day
-# windows (BENCHMARKS.md, model quality, sixteenth session).
+# reached 2 when the bound was 2), and with the bound at 2 the holdout's cross-entropy was higher on 1-, 2-
+# and 7-day windows than with 1 (BENCHMARKS.md, model quality, sixteenth session).
 LOOKS_EXPONENT_RANGE = (0.0, 1.0)
 # Probabilities are floored here before their logarithm: a float32 softmax can round a class to 0.
 _FLOOR = 1e-12
