@@ -38,7 +38,7 @@ from astromined.ml.evaluate import baseline_metrics, classification_metrics, exp
 from astromined.ml.looks import fit_looks_exponent, sharpen_by_looks
 from astromined.ml.registry import ModelRegistry
 from astromined.ml.train import predict
-from astromined.storage import read_arrow_columns, read_parquet
+from astromined.storage import read_arrow_columns, read_parquet, write_parquet
 from astromined.taxonomy import COMPLEX_INDEX
 
 DAYS = ("2026-06-01", "2026-06-02", "2026-06-03", "2026-06-04")
@@ -322,3 +322,50 @@ def test_without_holdout_looks_the_networks_are_scored_on_the_combined_rows(lake
     assert evaluation["holdout_looks"] is None
     _, manifest = ModelRegistry(store).load(metadata["candidate"])
     assert manifest["scoring"] == {"looks_exponent": 0.0}  # no validation looks to fit it on
+
+
+@pytest.mark.fault(
+    "tamper",
+    "a split's stored looks replaced by looks at other asteroids: the step that reads them fails, naming "
+    "the training set and the fix",
+)
+@pytest.mark.parametrize(
+    ("split", "step"), [("validation", "candidate_model"), ("holdout", "model_evaluation")]
+)
+def test_looks_that_do_not_match_their_split_fail_the_step_that_reads_them(lake_with_four_days, split, step):
+    """candidate_model fits the looks' calibration exponent on the validation's, model_evaluation scores
+    the holdout's: a look at an asteroid outside the split (same row count, so the object itself reads
+    back) must not be scored or fitted on silently."""
+    resources = lake_with_four_days
+    store = resources["lake"].store()
+    ops = {"training_set": {"config": {"window_days": 2}}, "candidate_model": {"config": QUICK}}
+    with dg.instance_for_test() as instance:
+        built = dg.materialize(
+            [*TRAINING, assets.models.model_evaluation],
+            resources=resources,
+            instance=instance,
+            run_config={"ops": ops},
+        )
+        assert built.success
+        manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
+        key = manifest[f"{split}_looks"]["key"]
+        looks = read_parquet(store, key)
+        table = read_parquet(store, lake_layout.TRAINING_SET)
+        stranger = int(table.loc[table["split"] == "train", "asteroid_id"].iloc[0])
+        looks.loc[looks.index[0], "asteroid_id"] = stranger
+        write_parquet(store, key, looks)
+
+        result = dg.materialize(
+            [assets.models.candidate_model, assets.models.model_evaluation],
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {"candidate_model": {"config": QUICK}}},
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [e for e in result.get_step_failure_events() if e.step_key == step]
+    message = str(failure.step_failure_data.user_failure_data.description)
+    assert (
+        f"the {split} looks of {store.describe(lake_layout.TRAINING_SET)} do not match its {split}" in message
+    )
+    assert f"asteroid_id [{stranger}]" in message and "re-materialize training_set" in message
