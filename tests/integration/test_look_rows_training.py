@@ -338,23 +338,15 @@ def test_looks_that_do_not_match_their_split_fail_the_step_that_reads_them(lake_
     back) must not be scored or fitted on silently."""
     resources = lake_with_four_days
     store = resources["lake"].store()
-    ops = {"training_set": {"config": {"window_days": 2}}, "candidate_model": {"config": QUICK}}
-    with dg.instance_for_test() as instance:
-        built = dg.materialize(
-            [*TRAINING, assets.models.model_evaluation],
-            resources=resources,
-            instance=instance,
-            run_config={"ops": ops},
-        )
-        assert built.success
-        manifest = load_training_manifest(store, lake_layout.TRAINING_SET)
-        key = manifest[f"{split}_looks"]["key"]
-        looks = read_parquet(store, key)
-        table = read_parquet(store, lake_layout.TRAINING_SET)
-        stranger = int(table.loc[table["split"] == "train", "asteroid_id"].iloc[0])
-        looks.loc[looks.index[0], "asteroid_id"] = stranger
-        write_parquet(store, key, looks)
+    _evaluate(resources, window_days=2)
+    key = load_training_manifest(store, lake_layout.TRAINING_SET)[f"{split}_looks"]["key"]
+    looks = read_parquet(store, key)
+    table = read_parquet(store, lake_layout.TRAINING_SET)
+    stranger = int(table.loc[table["split"] == "train", "asteroid_id"].iloc[0])
+    looks.loc[looks.index[0], "asteroid_id"] = stranger
+    write_parquet(store, key, looks)
 
+    with dg.instance_for_test() as instance:
         result = dg.materialize(
             [assets.models.candidate_model, assets.models.model_evaluation],
             resources=resources,
