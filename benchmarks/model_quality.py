@@ -87,6 +87,7 @@ os.environ["ASTROMINED_SCALE"] = "default"
 import dagster as dg  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from unseen_asteroids import SPLITS, labelled_day, unseen_items  # noqa: E402  (benchmarks/ is on sys.path)
 
 import assets.features  # noqa: E402
 import assets.telemetry  # noqa: E402
@@ -123,6 +124,9 @@ DAYS = ("2026-12-02", "2026-12-01", "2026-06-01", "2026-11-15", "2026-01-10", "2
 SEEDS = (7,)
 # Simulated populations (ASTROMINED_SEED): the default one, the two the issue reported losses on, and more.
 POPULATIONS = (42, 7, 1234, 1, 2, 3, 2024, 31337)
+# --unseen's two sets (unseen_asteroids.py): every labelled asteroid a case did not train on, on the other
+# days; and the other days' holdouts alone, drawn as the gate's holdout is.
+UNSEEN_SETS = (("unseen", SPLITS), ("other holdouts", ("holdout",)))
 
 
 def candidate_train_config(seed: int) -> TrainConfig:
@@ -162,7 +166,8 @@ def build_training_set(
     split (the fourth item, which the baseline trains on). ``unlabelled`` is the model-input matrix of the
     unlabelled rows the training set stores for self-training, or None where it stores none; ``holdout
     looks`` the holdout asteroids' looks model_evaluation scores the networks on (``AsteroidLooks``), or None;
-    ``validation looks`` those candidate_model fits the looks' calibration exponent on, or None."""
+    ``validation looks`` those candidate_model fits the looks' calibration exponent on, or None; the last
+    item is every labelled asteroid of the set with its looks (``unseen_asteroids.LabelledDay``)."""
     settings = load_settings(
         {
             "ASTROMINED_STATE_DIR": str(state_dir),
@@ -217,9 +222,12 @@ def build_training_set(
     train = combined_train if looks is None else split_arrays(looks.rows, "train")
     unlabelled = None if unlabelled_rows is None else model_inputs(unlabelled_rows)
     validation, holdout = split_arrays(table, "validation"), split_arrays(table, "holdout")
-    holdout_looks = split_looks(table, load_holdout_looks(store, manifest))
-    validation_looks = split_looks(table, load_validation_looks(store, manifest), "validation")
-    return train, validation, holdout, combined_train, unlabelled, holdout_looks, validation_looks
+    validation_frame = load_validation_looks(store, manifest)
+    holdout_frame = load_holdout_looks(store, manifest)
+    holdout_looks = split_looks(table, holdout_frame)
+    validation_looks = split_looks(table, validation_frame, "validation")
+    labelled = labelled_day(table, looks, validation_frame, holdout_frame)
+    return train, validation, holdout, combined_train, unlabelled, holdout_looks, validation_looks, labelled
 
 
 def train_network(train_config: TrainConfig, train: SplitArrays, validation: SplitArrays):
@@ -291,6 +299,25 @@ def holdout_scores(
     return metrics
 
 
+def print_case(
+    population: int, day: str, scored_on: str, name: str, scores: list[dict], baseline: float
+) -> None:
+    """One network's row of a case: ``scored_on`` is "rows | baseline macro-F1 (errors)" of the set."""
+    margins = [s["macro_f1"] - baseline for s in scores]
+    print(
+        f"| {population} | {day} | {scored_on} | {name} | "
+        + " ".join(f"{s['macro_f1']:.4f}" for s in scores)
+        + " | "
+        + " ".join(f"{m:+.4f}" for m in margins)
+        + " | "
+        + " ".join(str(s["errors"]) for s in scores)
+        + " | "
+        + " ".join(f"{s['win_share']:.2f}" for s in scores)
+        + f" | {sum(m > 0 for m in margins)}/{len(scores)} |",
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--populations", default=",".join(str(p) for p in POPULATIONS))
@@ -327,6 +354,12 @@ def main() -> int:
         help="also score each network from the looks' plain mean, without the exponent (see the docstring)",
     )
     parser.add_argument(
+        "--unseen",
+        action="store_true",
+        help="also score each case on the labelled asteroids it did not train on, on the other --days "
+        "(benchmarks/unseen_asteroids.py; see the docstring)",
+    )
+    parser.add_argument(
         "--pooled",
         action="store_true",
         help="also train on all --days' labels of the population (the data headroom; see the docstring)",
@@ -359,6 +392,9 @@ def main() -> int:
     extra: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in rows}
     # Per candidate: the looks' calibration exponent it was scored with (0: the plain mean, or no looks).
     fitted_exponents: dict[str, list[float]] = {name: [] for name in rows}
+    # Per network scored on the unseen asteroids (--unseen): its margins and bootstrap win shares there.
+    unseen_margins: dict[str, list[float]] = {}
+    unseen_shares: dict[str, list[float]] = {}
     print(
         "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
         "| margin per seed | errors per seed | bootstrap win share per seed | wins |"
@@ -368,6 +404,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="astromined-quality-") as tmp:
         for population in populations:
             sets, combined_train, unlabelled, holdout_looks, validation_looks = {}, {}, {}, {}, {}
+            labelled_days = {}
             for day in days:
                 state = Path(tmp) / f"{population}-{day}"
                 built = build_training_set(
@@ -375,7 +412,7 @@ def main() -> int:
                 )
                 shutil.rmtree(state, ignore_errors=True)
                 sets[day], combined_train[day], unlabelled[day] = built[:3], built[3], built[4]
-                holdout_looks[day], validation_looks[day] = built[5], built[6]
+                holdout_looks[day], validation_looks[day], labelled_days[day] = built[5], built[6], built[7]
             pooled: dict[str, list] = {}
             if args.pooled:
                 pooled_train = concatenated([combined_train[d] for d in days])
@@ -390,6 +427,18 @@ def main() -> int:
                     combined_train[day].x, combined_train[day].y_class, holdout.x
                 )
                 baseline_all = classification_metrics(holdout.y_class, baseline_predicted)
+                # (row suffix, items, their looks, the baseline's predictions, its macro-F1, the label)
+                unseen_sets = []
+                for suffix, splits in UNSEEN_SETS if args.unseen else ():
+                    items, item_looks, asteroids = unseen_items(labelled_days, day, splits)
+                    fit_on = combined_train[day]
+                    predicted = baseline_predictions(fit_on.x, fit_on.y_class, items.x)
+                    on_items = classification_metrics(items.y_class, predicted)
+                    label = (
+                        f"{len(items)} {suffix} ({asteroids} asteroids) | {on_items['macro_f1']:.4f} "
+                        f"({round((1.0 - on_items['accuracy']) * len(items))})"
+                    )
+                    unseen_sets.append((suffix, items, item_looks, predicted, on_items["macro_f1"], label))
                 baseline = baseline_all["macro_f1"]
                 baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
                 labelled = concatenated([combined_train[day], validation])
@@ -456,19 +505,26 @@ def main() -> int:
                         (s["ece"], s["metal_richness_mae"], seconds, s["win_share"])
                         for s, (_, seconds) in zip(scores, results, strict=True)
                     ]
-                    print(
-                        f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
-                        f"| {name} | "
-                        + " ".join(f"{s['macro_f1']:.4f}" for s in scores)
-                        + " | "
-                        + " ".join(f"{m:+.4f}" for m in day_margins)
-                        + " | "
-                        + " ".join(str(s["errors"]) for s in scores)
-                        + " | "
-                        + " ".join(f"{s['win_share']:.2f}" for s in scores)
-                        + f" | {sum(m > 0 for m in day_margins)}/{len(scores)} |",
-                        flush=True,
+                    print_case(
+                        population,
+                        day,
+                        f"{len(holdout)} | {baseline:.4f} ({baseline_errors})",
+                        name,
+                        scores,
+                        baseline,
                     )
+                    # A pooled network trained on the other days' labels: nothing of theirs is unseen.
+                    for suffix, items, item_looks, predicted, on_items, label in unseen_sets:
+                        if not sharpened or name.endswith(" pooled"):
+                            continue
+                        scores = [
+                            holdout_scores(result.model, items, predicted, item_looks, exponent)
+                            for (result, _), exponent in zip(results, exponents, strict=True)
+                        ]
+                        row = f"{name} {suffix}"
+                        unseen_margins.setdefault(row, []).extend(s["macro_f1"] - on_items for s in scores)
+                        unseen_shares.setdefault(row, []).extend(s["win_share"] for s in scores)
+                        print_case(population, day, label, row, scores, on_items)
                 if args.pooled:
                     lr = baseline_metrics(pooled_train.x, pooled_train.y_class, holdout.x, holdout.y_class)
                     pooled_baseline_margins.append(lr["macro_f1"] - baseline)
@@ -499,6 +555,18 @@ def main() -> int:
             print(
                 f"{name}: looks' calibration exponent median {statistics.median(exponents):.3f} "
                 f"(min {min(exponents):.3f}, max {max(exponents):.3f}) over {len(exponents)} candidates"
+            )
+    if unseen_margins:
+        print()
+        print(
+            "| network, on unseen asteroids | margin min | margin median | margin max | wins "
+            "| median bootstrap win share |"
+        )
+        print("|---|---|---|---|---|---|")
+        for name, values in unseen_margins.items():
+            print(
+                f"| {name} | {min(values):+.4f} | {statistics.median(values):+.4f} | {max(values):+.4f} | "
+                f"{sum(v > 0 for v in values)}/{len(values)} | {statistics.median(unseen_shares[name]):.2f} |"
             )
     values = labelled_baseline_margins
     print(
