@@ -299,6 +299,35 @@ def holdout_scores(
     return metrics
 
 
+@dataclasses.dataclass(frozen=True)
+class UnseenSet:
+    """One of a case's unseen-asteroid test sets (``--unseen``) with both baselines scored on it."""
+
+    suffix: str  # the networks' rows are "<network> <suffix>"
+    items: SplitArrays
+    looks: AsteroidLooks
+    baseline_predicted: np.ndarray  # the gate's baseline (fit on the train split)
+    baseline: float  # its macro-F1
+    labelled_baseline: float  # macro-F1 of the same logistic regression fit on train + validation
+    label: str  # "items | baseline macro-F1 (errors)" for the case's rows
+
+
+def unseen_set(
+    suffix: str, unseen: tuple[SplitArrays, AsteroidLooks, int], train: SplitArrays, labelled: SplitArrays
+) -> UnseenSet:
+    """The baselines on ``unseen`` (``unseen_items``' result): fit on the combined ``train`` rows as the
+    gate's is, and on the ``labelled`` (train + validation) rows a refit candidate trains on."""
+    items, looks, asteroids = unseen
+    predicted = baseline_predictions(train.x, train.y_class, items.x)
+    gate = classification_metrics(items.y_class, predicted)
+    labelled_baseline = baseline_metrics(labelled.x, labelled.y_class, items.x, items.y_class)["macro_f1"]
+    label = (
+        f"{len(items)} {suffix} ({asteroids} asteroids) | {gate['macro_f1']:.4f} "
+        f"({round((1.0 - gate['accuracy']) * len(items))})"
+    )
+    return UnseenSet(suffix, items, looks, predicted, gate["macro_f1"], labelled_baseline, label)
+
+
 def print_case(
     population: int, day: str, scored_on: str, name: str, scores: list[dict], baseline: float
 ) -> None:
@@ -395,6 +424,7 @@ def main() -> int:
     # Per network scored on the unseen asteroids (--unseen): its margins and bootstrap win shares there.
     unseen_margins: dict[str, list[float]] = {}
     unseen_shares: dict[str, list[float]] = {}
+    unseen_margins_labelled: dict[str, list[float]] = {}  # over the baseline fit on train + validation
     print(
         "| population | day | holdout rows | baseline macro-F1 (errors) | network | macro-F1 per seed "
         "| margin per seed | errors per seed | bootstrap win share per seed | wins |"
@@ -427,23 +457,17 @@ def main() -> int:
                     combined_train[day].x, combined_train[day].y_class, holdout.x
                 )
                 baseline_all = classification_metrics(holdout.y_class, baseline_predicted)
-                # (row suffix, items, their looks, the baseline's predictions, its macro-F1, the label)
-                unseen_sets = []
-                for suffix, splits in UNSEEN_SETS if args.unseen else ():
-                    items, item_looks, asteroids = unseen_items(labelled_days, day, splits)
-                    fit_on = combined_train[day]
-                    predicted = baseline_predictions(fit_on.x, fit_on.y_class, items.x)
-                    on_items = classification_metrics(items.y_class, predicted)
-                    label = (
-                        f"{len(items)} {suffix} ({asteroids} asteroids) | {on_items['macro_f1']:.4f} "
-                        f"({round((1.0 - on_items['accuracy']) * len(items))})"
-                    )
-                    unseen_sets.append((suffix, items, item_looks, predicted, on_items["macro_f1"], label))
                 baseline = baseline_all["macro_f1"]
                 baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
                 labelled = concatenated([combined_train[day], validation])
                 baseline_labelled = baseline_metrics(labelled.x, labelled.y_class, holdout.x, holdout.y_class)
                 labelled_baseline_margins.append(baseline_labelled["macro_f1"] - baseline)
+                unseen_sets = [
+                    unseen_set(
+                        suffix, unseen_items(labelled_days, day, splits), combined_train[day], labelled
+                    )
+                    for suffix, splits in (UNSEEN_SETS if args.unseen else ())
+                ]
                 print(
                     f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "
                     f"| baseline train+validation | {baseline_labelled['macro_f1']:.4f} "
@@ -514,17 +538,24 @@ def main() -> int:
                         baseline,
                     )
                     # A pooled network trained on the other days' labels: nothing of theirs is unseen.
-                    for suffix, items, item_looks, predicted, on_items, label in unseen_sets:
+                    for test in unseen_sets:
                         if not sharpened or name.endswith(" pooled"):
                             continue
                         scores = [
-                            holdout_scores(result.model, items, predicted, item_looks, exponent)
+                            holdout_scores(
+                                result.model, test.items, test.baseline_predicted, test.looks, exponent
+                            )
                             for (result, _), exponent in zip(results, exponents, strict=True)
                         ]
-                        row = f"{name} {suffix}"
-                        unseen_margins.setdefault(row, []).extend(s["macro_f1"] - on_items for s in scores)
+                        row = f"{name} {test.suffix}"
+                        unseen_margins.setdefault(row, []).extend(
+                            s["macro_f1"] - test.baseline for s in scores
+                        )
+                        unseen_margins_labelled.setdefault(row, []).extend(
+                            s["macro_f1"] - test.labelled_baseline for s in scores
+                        )
                         unseen_shares.setdefault(row, []).extend(s["win_share"] for s in scores)
-                        print_case(population, day, label, row, scores, on_items)
+                        print_case(population, day, test.label, row, scores, test.baseline)
                 if args.pooled:
                     lr = baseline_metrics(pooled_train.x, pooled_train.y_class, holdout.x, holdout.y_class)
                     pooled_baseline_margins.append(lr["macro_f1"] - baseline)
@@ -560,13 +591,15 @@ def main() -> int:
         print()
         print(
             "| network, on unseen asteroids | margin min | margin median | margin max | wins "
-            "| median bootstrap win share |"
+            "| median bootstrap win share | wins over the baseline fit on train+validation (min margin) |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for name, values in unseen_margins.items():
+            like_for_like = unseen_margins_labelled[name]
             print(
                 f"| {name} | {min(values):+.4f} | {statistics.median(values):+.4f} | {max(values):+.4f} | "
-                f"{sum(v > 0 for v in values)}/{len(values)} | {statistics.median(unseen_shares[name]):.2f} |"
+                f"{sum(v > 0 for v in values)}/{len(values)} | {statistics.median(unseen_shares[name]):.2f} "
+                f"| {sum(v > 0 for v in like_for_like)}/{len(like_for_like)} ({min(like_for_like):+.4f}) |"
             )
     values = labelled_baseline_margins
     print(
