@@ -87,7 +87,7 @@ bench: $(VENV)/.installed
 
 # Candidate network vs the logistic-regression baseline over simulated populations x days, default scale (BENCHMARKS.md).
 bench-quality: $(VENV)/.installed
-	$(BIN)/python benchmarks/model_quality.py
+	$(BIN)/python benchmarks/model_quality.py --unseen
 
 # Every @pytest.mark.fault case, its outcome written to docs/reliability.md (commit it).
 reliability: $(VENV)/.installed-test system-tools

@@ -4,7 +4,7 @@ Usage:  .venv/bin/python benchmarks/model_quality.py [--populations 42,7,1234,..
                                                      [--seeds 7] [--window 1] [--networks candidate,single]
                                                      [--pooled] [--combined-rows] [--look-unit auto]
                                                      [--self-training-max-days 1] [--combined-holdout]
-                                                     [--plain-mean]
+                                                     [--plain-mean] [--unseen]
         make bench-quality
 
 For each simulated population (``--populations``: ASTROMINED_SEED, the simulator's seed: a fresh fleet,
@@ -39,6 +39,14 @@ model_evaluation records it: near 0.5, the holdout cannot tell the two apart); t
 margin's min / median / max, the number of (day, seed) pairs won (strictly above the baseline), the median
 training time of one candidate and the median win share. Holdout is ~370 rows for one day: 0.0025 macro-F1
 is about one asteroid.
+
+``--unseen`` also scores each case on a test set large enough to tell a network and the baseline apart
+where the holdout cannot (``unseen_asteroids.py``): every labelled asteroid the case did not train on (not
+in its train or validation split), on each other ``--days`` day it was looked at, scored as a holdout of
+that day's window ("<network> unseen", ~6,000 items on one-day windows with the seven default days), and
+the other days' holdouts alone ("<network> other holdouts", ~2,200 items, drawn as the gate's holdout is;
+the full set adds asteroids the case's day did not look at, fainter on average). Pooled networks are not
+scored there (they trained on the other days' labels).
 
 ``--pooled`` measures the data headroom: each network (and the baseline) is also trained once per
 population on the train and validation rows of ALL ``--days`` stacked (7 one-day sets: ~7x the labels; an
