@@ -14,12 +14,14 @@ from pathlib import Path
 
 
 def case_rows(path: Path):
-    """(population, day, network row, margins, errors, baseline errors) for every network row of a case."""
+    """(population, day, network row, margins, errors, baseline errors, seeds won) for every network row
+    of a case. The seeds won are the table's own count, from the exact margins: a margin printed +0.0000
+    may be a win by less than 0.00005 or a tie."""
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) != 10 or not cells[0].isdigit() or cells[4].startswith("baseline"):
             continue
-        population, day, _, baseline, name, _, margins, errors, _, _ = cells
+        population, day, _, baseline, name, _, margins, errors, _, wins = cells
         baseline_errors = int(baseline.split("(")[1].rstrip(")"))
         yield (
             int(population),
@@ -28,6 +30,7 @@ def case_rows(path: Path):
             [float(m) for m in margins.split()],
             [int(e) for e in errors.split()],
             baseline_errors,
+            int(wins.split("/")[0]),
         )
 
 
@@ -43,18 +46,18 @@ def main(paths: list[str]) -> None:
     for path in paths:
         if training_seeds(Path(path)) != seeds:
             raise SystemExit(f"{path} has other training seeds than {paths[0]}")
-        for population, day, name, margins, errors, baseline_errors in case_rows(Path(path)):
-            by_row[name].append((population, day, margins, errors, baseline_errors))
+        for population, day, name, margins, errors, baseline_errors, won in case_rows(Path(path)):
+            by_row[name].append((population, day, margins, errors, baseline_errors, won))
     print("| network, scored on | pairs won | margin min | margin median | errors (baseline's) | closest |")
     print("|---|---|---|---|---|---|")
     for name, cases in by_row.items():
-        pairs = [(m, p, d, k) for p, d, margins, _, _ in cases for k, m in enumerate(margins)]
+        pairs = [(m, p, d, k) for p, d, margins, *_ in cases for k, m in enumerate(margins)]
         margins = [m for m, *_ in pairs]
-        errors = sum(sum(e) for _, _, _, e, _ in cases)
-        baseline = sum(b for *_, b in cases) * len(seeds)
+        errors = sum(sum(e) for _, _, _, e, _, _ in cases)
+        baseline = sum(b for *_, b, _ in cases) * len(seeds)
         closest = ", ".join(f"{p} / {d[5:]} seed {seeds[k]} {m:+.4f}" for m, p, d, k in sorted(pairs)[:3])
         print(
-            f"| {name} | {sum(m > 0 for m in margins)}/{len(margins)} | {min(margins):+.4f} | "
+            f"| {name} | {sum(c[-1] for c in cases)}/{len(margins)} | {min(margins):+.4f} | "
             f"{statistics.median(margins):+.4f} | {errors} ({baseline}) | {closest} |"
         )
 
