@@ -43,7 +43,7 @@ is about one asteroid.
 ``--unseen`` also scores each case on a test set large enough to tell a network and the baseline apart
 where the holdout cannot (``unseen_asteroids.py``): every labelled asteroid the case did not train on (not
 in its train or validation split), on each other ``--days`` day it was looked at, scored as a holdout of
-that day's window ("<network> unseen", ~6,000 items on one-day windows with the seven default days), and
+that day's window ("<network> unseen", ~6,800 items on one-day windows with the seven default days), and
 the other days' holdouts alone ("<network> other holdouts", ~2,200 items, drawn as the gate's holdout is;
 the full set adds asteroids the case's day did not look at, fainter on average). Pooled networks are not
 scored there (they trained on the other days' labels).
