@@ -114,8 +114,8 @@ from astromined.features.unlabelled_rows import SELF_TRAINING_MAX_DAYS  # noqa: 
 from astromined.ml.dataset import SplitArrays, concatenated, split_arrays  # noqa: E402
 from astromined.ml.evaluate import (  # noqa: E402
     baseline_metrics,
-    baseline_predictions,
     classification_metrics,
+    fit_baseline,
     model_metrics,
 )
 from astromined.ml.looks import AsteroidLooks, model_looks_exponent, predict_split, split_looks  # noqa: E402
@@ -321,19 +321,20 @@ class UnseenSet:
 
 
 def unseen_set(
-    suffix: str, unseen: tuple[SplitArrays, AsteroidLooks, int], train: SplitArrays, labelled: SplitArrays
+    suffix: str, unseen: tuple[SplitArrays, AsteroidLooks, int], gate_baseline, labelled_baseline
 ) -> UnseenSet:
-    """The baselines on ``unseen`` (``unseen_items``' result): fit on the combined ``train`` rows as the
-    gate's is, and on the ``labelled`` (train + validation) rows a refit candidate trains on."""
+    """The baselines (``fit_baseline``) on ``unseen`` (``unseen_items``' result): the gate's, fit on the
+    case's combined train rows, and the one fit on the train + validation rows a refit candidate trains
+    on."""
     items, looks, asteroids = unseen
-    predicted = baseline_predictions(train.x, train.y_class, items.x)
+    predicted = gate_baseline.predict(items.x)
     gate = classification_metrics(items.y_class, predicted)
-    labelled_baseline = baseline_metrics(labelled.x, labelled.y_class, items.x, items.y_class)["macro_f1"]
+    labelled_f1 = classification_metrics(items.y_class, labelled_baseline.predict(items.x))["macro_f1"]
     label = (
         f"{len(items)} {suffix} ({asteroids} asteroids) | {gate['macro_f1']:.4f} "
         f"({round((1.0 - gate['accuracy']) * len(items))})"
     )
-    return UnseenSet(suffix, items, looks, predicted, gate["macro_f1"], labelled_baseline, label)
+    return UnseenSet(suffix, items, looks, predicted, gate["macro_f1"], labelled_f1, label)
 
 
 def print_case(
@@ -461,20 +462,23 @@ def main() -> int:
                     ]
             for day in days:
                 train, validation, holdout = sets[day]
-                baseline_predicted = baseline_predictions(
-                    combined_train[day].x, combined_train[day].y_class, holdout.x
-                )
+                # Each baseline is fit once and scored on the holdout and on every unseen set.
+                gate_baseline = fit_baseline(combined_train[day].x, combined_train[day].y_class)
+                labelled = concatenated([combined_train[day], validation])
+                labelled_baseline = fit_baseline(labelled.x, labelled.y_class)
+                baseline_predicted = gate_baseline.predict(holdout.x)
                 baseline_all = classification_metrics(holdout.y_class, baseline_predicted)
                 baseline = baseline_all["macro_f1"]
                 baseline_errors = round((1.0 - baseline_all["accuracy"]) * len(holdout))
-                labelled = concatenated([combined_train[day], validation])
-                baseline_labelled = baseline_metrics(labelled.x, labelled.y_class, holdout.x, holdout.y_class)
+                baseline_labelled = classification_metrics(
+                    holdout.y_class, labelled_baseline.predict(holdout.x)
+                )
                 labelled_baseline_margins.append(baseline_labelled["macro_f1"] - baseline)
                 unseen_sets = [
                     unseen_set(
-                        suffix, unseen_items(labelled_days, day, splits), combined_train[day], labelled
+                        suffix, unseen_items(labelled_days, day, kept), gate_baseline, labelled_baseline
                     )
-                    for suffix, splits in (UNSEEN_SETS if args.unseen else ())
+                    for suffix, kept in (UNSEEN_SETS if args.unseen else ())
                 ]
                 print(
                     f"| {population} | {day} | {len(holdout)} | {baseline:.4f} ({baseline_errors}) "

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from astromined.taxonomy import COMPLEX_INDEX, COMPLEXES, METAL_RICH_COMPLEX
@@ -54,14 +54,18 @@ def model_metrics(
     return metrics
 
 
+def fit_baseline(x_train: np.ndarray, y_train: np.ndarray, seed: int = 7) -> Pipeline:
+    """The baseline the candidate must beat: standardized multinomial logistic regression on the same
+    features, fit on the train rows."""
+    baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    return baseline.fit(x_train, y_train)
+
+
 def baseline_predictions(
     x_train: np.ndarray, y_train: np.ndarray, x_holdout: np.ndarray, seed: int = 7
 ) -> np.ndarray:
-    """The baseline's predicted class per holdout row: standardized multinomial logistic regression on the
-    same features, fit on the train rows."""
-    baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-    baseline.fit(x_train, y_train)
-    return baseline.predict(x_holdout)
+    """The baseline's (``fit_baseline``) predicted class per holdout row."""
+    return fit_baseline(x_train, y_train, seed).predict(x_holdout)
 
 
 def baseline_metrics(
